@@ -1,0 +1,555 @@
+//! The C ABI: every `extern "C"` function of libquarot, and nothing else.
+//!
+//! Each export validates its arguments before touching memory, turns pointers into the
+//! core's slices/rows, calls the safe core, and maps its `Error` to a status code plus a
+//! per-thread message. Every export runs inside [`guard`] (or [`guard_value`]), which
+//! catches panics so that none unwinds into C.
+#![allow(non_camel_case_types)]
+
+use crate::dispatch::{self, Isa};
+use crate::element::{DType, Element};
+use crate::error::{Error, Status};
+use crate::hadamard::{self, HadamardPlan};
+use crate::kernel::Rows;
+use half::{bf16, f16};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Status returned by every libquarot function that can fail. Values are fixed and never
+/// reused; `quarot_status_string()` describes one, `quarot_last_error()` gives the details
+/// of the calling thread's last failure.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum quarot_status {
+    /// Success.
+    QUAROT_OK = 0,
+    /// A required pointer was NULL (data/src/dst with rows > 0, or an output pointer).
+    QUAROT_ERR_NULL_POINTER = 1,
+    /// n is not supported: 0, or not K*2^m for a K of the table (the message names the
+    /// nearest supported widths).
+    QUAROT_ERR_UNSUPPORTED_SIZE = 2,
+    /// A row stride is smaller than n.
+    QUAROT_ERR_INVALID_STRIDE = 3,
+    /// rows * row_stride (or its size in bytes) overflows the address space.
+    QUAROT_ERR_SIZE_OVERFLOW = 4,
+    /// flags has bits this version does not know.
+    QUAROT_ERR_INVALID_FLAGS = 5,
+    /// An element type that is not a QUAROT_DTYPE_* value.
+    QUAROT_ERR_INVALID_DTYPE = 6,
+    /// src and dst overlap without being the same rows (same pointer, stride and type).
+    QUAROT_ERR_OVERLAP = 7,
+    /// Another argument is out of range (non-finite scale, nth == 0, ith >= nth, ...).
+    QUAROT_ERR_INVALID_ARGUMENT = 8,
+    /// Scratch memory could not be allocated; the data is unchanged.
+    QUAROT_ERR_OUT_OF_MEMORY = 9,
+    /// The worker pool for QUAROT_FLAG_PARALLEL could not be started; the data is unchanged.
+    QUAROT_ERR_THREAD_POOL = 10,
+    /// The environment variable QUAROT_ISA forces an instruction set this CPU lacks (or
+    /// names none); nothing is computed until it is fixed.
+    QUAROT_ERR_ISA_UNAVAILABLE = 11,
+    /// A bug in libquarot was caught at the C boundary (a Rust panic); please report it.
+    QUAROT_ERR_PANIC = 12,
+}
+
+fn to_c(status: Status) -> quarot_status {
+    use quarot_status::*;
+    match status {
+        Status::Ok => QUAROT_OK,
+        Status::NullPointer => QUAROT_ERR_NULL_POINTER,
+        Status::UnsupportedSize => QUAROT_ERR_UNSUPPORTED_SIZE,
+        Status::InvalidStride => QUAROT_ERR_INVALID_STRIDE,
+        Status::SizeOverflow => QUAROT_ERR_SIZE_OVERFLOW,
+        Status::InvalidFlags => QUAROT_ERR_INVALID_FLAGS,
+        Status::InvalidDtype => QUAROT_ERR_INVALID_DTYPE,
+        Status::Overlap => QUAROT_ERR_OVERLAP,
+        Status::InvalidArgument => QUAROT_ERR_INVALID_ARGUMENT,
+        Status::OutOfMemory => QUAROT_ERR_OUT_OF_MEMORY,
+        Status::ThreadPool => QUAROT_ERR_THREAD_POOL,
+        Status::IsaUnavailable => QUAROT_ERR_ISA_UNAVAILABLE,
+        Status::Panic => QUAROT_ERR_PANIC,
+    }
+}
+
+/// Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values).
+pub type quarot_dtype = i32;
+/// IEEE binary32 (`float`).
+pub const QUAROT_DTYPE_F32: quarot_dtype = DType::F32 as i32;
+/// IEEE binary16 bit patterns (`uint16_t`; ggml's `ggml_fp16_t`, C23 `_Float16`).
+pub const QUAROT_DTYPE_F16: quarot_dtype = DType::F16 as i32;
+/// bfloat16 bit patterns (`uint16_t`; the upper 16 bits of a binary32).
+pub const QUAROT_DTYPE_BF16: quarot_dtype = DType::Bf16 as i32;
+
+/// Instruction set of the kernels (an int32_t; one of the QUAROT_ISA_* values).
+pub type quarot_isa = i32;
+/// Portable scalar code.
+pub const QUAROT_ISA_SCALAR: quarot_isa = Isa::Scalar as i32;
+/// x86-64 AVX2 + FMA + F16C.
+pub const QUAROT_ISA_AVX2: quarot_isa = Isa::Avx2 as i32;
+/// x86-64 AVX-512F.
+pub const QUAROT_ISA_AVX512: quarot_isa = Isa::Avx512 as i32;
+
+/// Flag: use H_K^T instead of H_K (Quark >= 0.11 `matmul_hadU`). With the normalized scale
+/// it is also the inverse of the transform without this flag. No effect when K is 1, 28
+/// or 36 (symmetric).
+pub const QUAROT_FLAG_TRANSPOSE_K: u32 = hadamard::FLAG_TRANSPOSE_K;
+/// Flag: Quark <= 0.10 `hadamard_transform` / `hadamard_multiply` / `QKRotation`
+/// compatibility. Each row is zero-padded to the next power of two P, transformed with
+/// H_P, and truncated back to n: y = scale * H_P[0:n, 0:n] x. Any n >= 1 is accepted.
+/// For n that is not a power of two this map is NOT orthogonal (norms change by several
+/// percent). Needs n floats of scratch rounded up to P.
+pub const QUAROT_FLAG_PAD_TRUNCATE: u32 = hadamard::FLAG_PAD_TRUNCATE;
+/// Flag: split the rows over libquarot's own worker pool (see quarot_set_num_threads).
+/// Without it a call runs entirely on the calling thread.
+pub const QUAROT_FLAG_PARALLEL: u32 = hadamard::FLAG_PARALLEL;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Run an export's body: catch panics, record the message, map the status.
+fn guard(body: impl FnOnce() -> Result<(), Error>) -> quarot_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            set_last_error("");
+            quarot_status::QUAROT_OK
+        }
+        Ok(Err(e)) => {
+            set_last_error(&e.message);
+            to_c(e.status)
+        }
+        Err(_) => {
+            set_last_error("internal panic caught at the C boundary");
+            quarot_status::QUAROT_ERR_PANIC
+        }
+    }
+}
+
+/// For exports that return a value instead of a status: `fallback` if the body panics.
+fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+fn null(what: &str) -> Error {
+    Error::new(Status::NullPointer, format!("{what} is NULL"))
+}
+
+fn dtype(code: quarot_dtype, what: &str) -> Result<DType, Error> {
+    DType::from_code(code).ok_or_else(|| {
+        Error::new(
+            Status::InvalidDtype,
+            format!("{what} = {code} is not a quarot_dtype (0 = f32, 1 = f16, 2 = bf16)"),
+        )
+    })
+}
+
+fn scale_ok(scale: f32) -> Result<(), Error> {
+    if scale.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Status::InvalidArgument,
+            format!("scale = {scale} is not finite"),
+        ))
+    }
+}
+
+/// Validate and run a transform whose src/dst pointers and types are already known.
+///
+/// # Safety
+/// The pointers must be valid for the rows they describe (the C contract).
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_raw(
+    src: *const c_void,
+    src_type: DType,
+    src_stride: usize,
+    dst: *mut c_void,
+    dst_type: DType,
+    dst_stride: usize,
+    rows: usize,
+    n: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    let plan = HadamardPlan::new(n, flags)?;
+    scale_ok(scale)?;
+    let src_len = plan.check_rows("src", rows, src_stride, src_type.size())?;
+    let dst_len = plan.check_rows("dst", rows, dst_stride, dst_type.size())?;
+    if rows == 0 {
+        return Ok(());
+    }
+    if src.is_null() {
+        return Err(null("src"));
+    }
+    if dst.is_null() {
+        return Err(null("dst"));
+    }
+    let isa = dispatch::active_isa()?;
+    // Same rows: an in-place call. Otherwise the byte ranges must not meet.
+    let same =
+        std::ptr::eq(src, dst.cast_const()) && src_type == dst_type && src_stride == dst_stride;
+    if !same {
+        let (s0, s1) = (src as usize, src as usize + src_len * src_type.size());
+        let (d0, d1) = (dst as usize, dst as usize + dst_len * dst_type.size());
+        if s0 < d1 && d0 < s1 {
+            return Err(Error::new(
+                Status::Overlap,
+                format!(
+                    "src [{s0:#x}, {s1:#x}) and dst [{d0:#x}, {d1:#x}) overlap but are not the same rows \
+                     (same pointer, stride and type); use separate buffers or an in-place call"
+                ),
+            ));
+        }
+    }
+    macro_rules! go {
+        ($ts:ty, $td:ty) => {{
+            let job = Rows::<$ts, $td> {
+                src: src.cast(),
+                src_stride,
+                dst: dst.cast(),
+                dst_stride,
+                rows,
+            };
+            // SAFETY: validated above; memory validity is the caller's C contract.
+            unsafe { hadamard::execute(isa, &plan, scale, job) }
+        }};
+    }
+    match (src_type, dst_type) {
+        (DType::F32, DType::F32) => go!(f32, f32),
+        (DType::F32, DType::F16) => go!(f32, f16),
+        (DType::F32, DType::Bf16) => go!(f32, bf16),
+        (DType::F16, DType::F32) => go!(f16, f32),
+        (DType::F16, DType::F16) => go!(f16, f16),
+        (DType::F16, DType::Bf16) => go!(f16, bf16),
+        (DType::Bf16, DType::F32) => go!(bf16, f32),
+        (DType::Bf16, DType::F16) => go!(bf16, f16),
+        (DType::Bf16, DType::Bf16) => go!(bf16, bf16),
+    }
+}
+
+unsafe fn in_place<T: Element>(
+    data: *mut T,
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    // SAFETY: forwarded C contract (NULL is rejected inside, after the other checks).
+    unsafe {
+        transform_raw(
+            data.cast_const().cast(),
+            T::DTYPE,
+            row_stride,
+            data.cast(),
+            T::DTYPE,
+            row_stride,
+            rows,
+            n,
+            scale,
+            flags,
+        )
+    }
+}
+
+/// Transform `rows` float vectors in place.
+///
+/// Vector r is the n contiguous floats at `data + r * row_stride` (row_stride in elements,
+/// >= n); elements between vectors are never read or written. Each vector x becomes
+/// y = scale * (H_K (x) H_{2^m}) x for n = K * 2^m (see quarot_hadamard_size_supported):
+/// with scale = quarot_hadamard_scale(n) this is Quark's/QuaRot's `matmul_hadU`, with
+/// scale = 1 the unnormalized transform. `flags` is a combination of QUAROT_FLAG_*.
+///
+/// rows == 0 is a no-op and `data` may then be NULL (n, stride, scale and flags are still
+/// checked). On any error nothing is written. Runs on the calling thread only (unless
+/// QUAROT_FLAG_PARALLEL); thread-safe and re-entrant: concurrent calls on disjoint rows are
+/// fine. NaN and Inf propagate like in any sum.
+///
+/// # Safety
+/// `data` must point to rows * row_stride floats (the last row needs only n).
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_f32(
+    data: *mut f32,
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe { in_place(data, rows, n, row_stride, scale, flags) })
+}
+
+/// Transform `rows` IEEE binary16 vectors (bit patterns in uint16_t) in place.
+///
+/// Same contract as quarot_hadamard_f32; the values are widened to float, all arithmetic
+/// is in float, and each result is rounded once to binary16 (nearest even). Results that
+/// exceed the binary16 range become +-Inf.
+///
+/// # Safety
+/// `data` must point to rows * row_stride uint16_t (the last row needs only n).
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_f16(
+    data: *mut u16,
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe { in_place(data.cast::<f16>(), rows, n, row_stride, scale, flags) })
+}
+
+/// Transform `rows` bfloat16 vectors (bit patterns in uint16_t) in place.
+///
+/// Same contract as quarot_hadamard_f32; the values are widened to float, all arithmetic
+/// is in float, and each result is rounded once to bfloat16 (nearest even, subnormals kept,
+/// NaN stays NaN).
+///
+/// # Safety
+/// `data` must point to rows * row_stride uint16_t (the last row needs only n).
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_bf16(
+    data: *mut u16,
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe { in_place(data.cast::<bf16>(), rows, n, row_stride, scale, flags) })
+}
+
+/// Transform `rows` vectors from `src` into `dst`, converting the element type.
+///
+/// Vector r is read at `src + r * src_stride` and written at `dst + r * dst_stride`
+/// (strides in elements of each buffer's own type, each >= n). Any combination of
+/// QUAROT_DTYPE_F32/F16/BF16 is allowed (e.g. f16 in, f32 out, as ggml's ops do).
+/// `src` and `dst` may be the very same rows (same pointer, stride and type: an in-place
+/// call); any other overlap of the two address ranges is QUAROT_ERR_OVERLAP. Only the n
+/// elements of each dst row are written. Everything else as quarot_hadamard_f32.
+///
+/// For ggml tensors: src_stride = nb[1] / ggml_type_size(type) (rows must be contiguous
+/// inside, nb[0] == element size).
+///
+/// # Safety
+/// `src` and `dst` must be valid for their rows as described.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard(
+    src: *const c_void,
+    src_type: quarot_dtype,
+    src_stride: usize,
+    dst: *mut c_void,
+    dst_type: quarot_dtype,
+    dst_stride: usize,
+    rows: usize,
+    n: usize,
+    scale: f32,
+    flags: u32,
+) -> quarot_status {
+    guard(|| {
+        let st = dtype(src_type, "src_type")?;
+        let dt = dtype(dst_type, "dst_type")?;
+        // SAFETY: forwarded C contract.
+        unsafe {
+            transform_raw(
+                src, st, src_stride, dst, dt, dst_stride, rows, n, scale, flags,
+            )
+        }
+    })
+}
+
+/// The K that width n uses (1 for a power of two; 12, 20, 28, 36, 40, 44, 52, 60, 108,
+/// 140, 156 or 172 for n = K * 2^m), or 0 if n is not supported without
+/// QUAROT_FLAG_PAD_TRUNCATE. K is chosen as QuaRot and Quark choose it: the first of
+/// 172, 156, 140, 108, 60, 52, 36, 28, 40, 20, 12 (then SpinQuant's 44) with n % K == 0
+/// and n / K a power of two. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_hadamard_size_supported(n: usize) -> usize {
+    guard_value(0, || hadamard::hadamard_k(n).unwrap_or(0))
+}
+
+/// The supported widths nearest to n: `*below` = the largest <= n, `*above` = the
+/// smallest >= n (0 where there is none). Either pointer may be NULL. Thread-safe.
+///
+/// # Safety
+/// Non-NULL pointers must be valid for one size_t write.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_nearest_sizes(
+    n: usize,
+    below: *mut usize,
+    above: *mut usize,
+) -> quarot_status {
+    guard(|| {
+        let (b, a) = hadamard::nearest_supported(n);
+        // SAFETY: caller contract; NULL is skipped.
+        unsafe {
+            if !below.is_null() {
+                *below = b.unwrap_or(0);
+            }
+            if !above.is_null() {
+                *above = a.unwrap_or(0);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// 1/sqrt(n) rounded to float: the scale of the orthogonal (normalized) transform, as in
+/// Quark's `matmul_hadU` and `hadamard_multiply` (also with QUAROT_FLAG_PAD_TRUNCATE, where
+/// Quark divides by sqrt of the unpadded n). 0 for n == 0. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_hadamard_scale(n: usize) -> f32 {
+    guard_value(0.0, || hadamard::normalized_scale(n))
+}
+
+/// Copy the +-1 matrix H_K (row-major, K*K int8_t) used for width K * 2^m into `out`,
+/// bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44). `out_len` is the capacity
+/// of `out` in elements and must be >= K*K. Thread-safe.
+///
+/// # Safety
+/// `out` must be valid for `out_len` int8_t writes.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_k_matrix(
+    k: usize,
+    out: *mut i8,
+    out_len: usize,
+) -> quarot_status {
+    guard(|| {
+        let m = hadamard::k_matrix(k).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!("K = {k} is not in the table (12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172)"),
+            )
+        })?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        if out_len < m.len() {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("out_len = {out_len} is less than K*K = {}", m.len()),
+            ));
+        }
+        // SAFETY: caller contract, length checked.
+        unsafe { std::ptr::copy_nonoverlapping(m.as_ptr(), out, m.len()) };
+        Ok(())
+    })
+}
+
+/// The rows worker `ith` of `nth` should process, for engines that call a transform from
+/// each of their own threads (ggml custom ops get ith/nth): rows `*first .. *first + *count`.
+/// The split is balanced (counts differ by at most one) and the nth ranges cover
+/// 0..rows exactly once. QUAROT_ERR_INVALID_ARGUMENT if nth == 0 or ith >= nth.
+/// Thread-safe.
+///
+/// # Safety
+/// `first` and `count` must be valid for one size_t write each.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_rows_for_thread(
+    rows: usize,
+    ith: usize,
+    nth: usize,
+    first: *mut usize,
+    count: *mut usize,
+) -> quarot_status {
+    guard(|| {
+        if first.is_null() {
+            return Err(null("first"));
+        }
+        if count.is_null() {
+            return Err(null("count"));
+        }
+        let (f, c) = crate::parallel::rows_for_thread(rows, ith, nth)?;
+        // SAFETY: caller contract, checked non-NULL.
+        unsafe {
+            *first = f;
+            *count = c;
+        }
+        Ok(())
+    })
+}
+
+/// Size of the worker pool used by calls with QUAROT_FLAG_PARALLEL: n threads (1..4096),
+/// or 0 for the default (environment variable QUAROT_NUM_THREADS, else the number of
+/// CPUs). The pool is rebuilt at the next parallel call; calls already running finish on
+/// the old one. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_set_num_threads(n: usize) -> quarot_status {
+    guard(|| crate::parallel::set_num_threads(n))
+}
+
+/// A static, NUL-terminated description of a status code; "unknown status" for a value
+/// that is not one. Never NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_status_string(code: i32) -> *const c_char {
+    guard_value(c"unknown status".as_ptr(), || {
+        match Status::from_code(code) {
+            Some(s) => s.description_c().as_ptr(),
+            None => c"unknown status".as_ptr(),
+        }
+    })
+}
+
+/// Details of the calling thread's most recent failed libquarot call, e.g.
+/// "n = 11000 is not K*2^m for a supported K (...); nearest supported: 10240, 11008";
+/// "" after a call that succeeded. Never NULL. The string belongs to libquarot and stays
+/// valid until the next libquarot call on the same thread. Thread-safe (one message per
+/// thread).
+#[no_mangle]
+pub extern "C" fn quarot_last_error() -> *const c_char {
+    guard_value(c"".as_ptr(), || LAST_ERROR.with(|e| e.borrow().as_ptr()))
+}
+
+/// The library version as a static string, e.g. "0.1.0" (compare with QUAROT_VERSION_STRING
+/// from the header you compiled against). Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"",
+        };
+    VERSION.as_ptr()
+}
+
+/// The instruction set the transforms use, written to `*out`; chosen once per process from
+/// the CPU (or forced by the environment variable QUAROT_ISA = scalar | avx2 | avx512).
+/// QUAROT_ERR_ISA_UNAVAILABLE if QUAROT_ISA names a set this CPU lacks. Thread-safe.
+///
+/// # Safety
+/// `out` must be valid for one quarot_isa write.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_active_isa(out: *mut quarot_isa) -> quarot_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let isa = dispatch::active_isa()?;
+        // SAFETY: caller contract, checked non-NULL.
+        unsafe { *out = isa as i32 };
+        Ok(())
+    })
+}
+
+/// 1 if this CPU can run instruction set `isa`, else 0 (also for unknown values).
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_isa_available(isa: quarot_isa) -> i32 {
+    guard_value(0, || {
+        Isa::from_code(isa).map_or(0, |i| i32::from(i.is_available()))
+    })
+}
+
+/// Static name of an instruction set ("scalar", "avx2", "avx512"), or "unknown". Never
+/// NULL. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_isa_name(isa: quarot_isa) -> *const c_char {
+    guard_value(c"unknown".as_ptr(), || {
+        Isa::from_code(isa).map_or(c"unknown".as_ptr(), |i| i.name_c().as_ptr())
+    })
+}

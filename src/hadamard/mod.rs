@@ -1,0 +1,436 @@
+//! Which widths are supported, how K is chosen, and the safe transform API.
+//!
+//! For n = K * 2^m a row x is mapped to `y = scale * (H_K (x) H_{2^m}) x`: x is viewed as a
+//! K x 2^m matrix (element i * 2^m + j is row i, column j), the Sylvester Hadamard H_{2^m}
+//! (natural order, as `scipy.linalg.hadamard`) is applied to each row, then H_K across the
+//! rows. With scale = 1/sqrt(n) this is Quark's / QuaRot's `matmul_hadU`.
+
+mod k_tables;
+pub mod reference;
+
+use crate::dispatch::{self, Isa};
+use crate::element::Element;
+use crate::error::{Error, Status};
+use crate::kernel::{self, Rows, ScratchLayout};
+use crate::parallel;
+
+/// Use H_K^T instead of H_K (Quark >= 0.11 `matmul_hadU`; also the inverse of the
+/// normalized transform). No effect when K = 1 or K is symmetric (28, 36).
+pub const FLAG_TRANSPOSE_K: u32 = 1;
+/// Quark <= 0.10 `hadamard_transform` compatibility: zero-pad each row to the next power of
+/// two, transform, keep the first n outputs. Any n >= 1 is accepted; for n that is not a
+/// power of two the map is NOT orthogonal. K is not used.
+pub const FLAG_PAD_TRUNCATE: u32 = 2;
+/// Run rows on libquarot's worker pool (see [`crate::set_num_threads`]) instead of only on
+/// the calling thread.
+pub const FLAG_PARALLEL: u32 = 4;
+/// Every flag bit this version knows; any other bit is an error.
+pub const KNOWN_FLAGS: u32 = FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_PARALLEL;
+
+/// The K values, in the order QuaRot and Quark try them, then SpinQuant's 44 (which no
+/// QuaRot width reaches: 44 * 2^m is divisible by no earlier K).
+pub const K_ORDER: [usize; 12] = [172, 156, 140, 108, 60, 52, 36, 28, 40, 20, 12, 44];
+
+/// The K used for width n: the first of [`K_ORDER`] with n % K == 0 and n / K a power of
+/// two; else 1 if n is a power of two; else `None` (unsupported). `None` for n = 0.
+pub fn hadamard_k(n: usize) -> Option<usize> {
+    if n == 0 {
+        return None;
+    }
+    K_ORDER
+        .iter()
+        .copied()
+        .find(|&k| n % k == 0 && (n / k).is_power_of_two())
+        .or(if n.is_power_of_two() { Some(1) } else { None })
+}
+
+/// The supported widths nearest to n: the largest <= n and the smallest >= n (`None` where
+/// there is none, e.g. below 1 or above `usize::MAX`).
+pub fn nearest_supported(n: usize) -> (Option<usize>, Option<usize>) {
+    let mut below: Option<usize> = None;
+    let mut above: Option<usize> = None;
+    for k in std::iter::once(1).chain(K_ORDER) {
+        // Every K * 2^m is supported (possibly with another K), so scan each K's ladder.
+        let mut w = k;
+        loop {
+            if w <= n {
+                below = Some(below.map_or(w, |b| b.max(w)));
+            }
+            if w >= n {
+                above = Some(above.map_or(w, |a| a.min(w)));
+                break;
+            }
+            match w.checked_mul(2) {
+                Some(next) => w = next,
+                None => break,
+            }
+        }
+    }
+    (below, above)
+}
+
+/// `1/sqrt(n)` rounded to f32: the scale of the normalized (orthogonal) transform, as in
+/// `matmul_hadU` and `hadamard_multiply`. 0 for n = 0.
+pub fn normalized_scale(n: usize) -> f32 {
+    if n == 0 {
+        0.0
+    } else {
+        (1.0 / (n as f64).sqrt()) as f32
+    }
+}
+
+/// The +-1 entries of H_K, row-major, for K in [`K_ORDER`] (bit-identical to Quark's
+/// `_get_hadamard_K` / SpinQuant's `get_had44`); `None` for other K.
+pub fn k_matrix(k: usize) -> Option<Vec<i8>> {
+    let words = k_words(k)?;
+    let wpr = k.div_ceil(64);
+    Some(
+        (0..k * k)
+            .map(|t| {
+                let (i, j) = (t / k, t % k);
+                if words[i * wpr + j / 64] >> (j % 64) & 1 == 1 {
+                    -1
+                } else {
+                    1
+                }
+            })
+            .collect(),
+    )
+}
+
+fn k_words(k: usize) -> Option<&'static [u64]> {
+    use k_tables::*;
+    Some(match k {
+        12 => &HAD12,
+        20 => &HAD20,
+        28 => &HAD28,
+        36 => &HAD36,
+        40 => &HAD40,
+        44 => &HAD44,
+        52 => &HAD52,
+        60 => &HAD60,
+        108 => &HAD108,
+        140 => &HAD140,
+        156 => &HAD156,
+        172 => &HAD172,
+        _ => return None,
+    })
+}
+
+/// A validated transform: width, K, flags. Cheap to build; holds no buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HadamardPlan {
+    n: usize,
+    k: usize,
+    log2_m: u32,
+    padded_len: usize,
+    transpose: bool,
+    pad: bool,
+    parallel: bool,
+}
+
+impl HadamardPlan {
+    /// Validate width `n` and `flags` (see the `FLAG_*` constants).
+    pub fn new(n: usize, flags: u32) -> Result<HadamardPlan, Error> {
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::new(
+                Status::InvalidFlags,
+                format!(
+                    "flags = {flags:#x} has unknown bits {:#x} (known: {KNOWN_FLAGS:#x})",
+                    flags & !KNOWN_FLAGS
+                ),
+            ));
+        }
+        if n == 0 {
+            return Err(Error::new(
+                Status::UnsupportedSize,
+                "n = 0: the width must be at least 1",
+            ));
+        }
+        let transpose = flags & FLAG_TRANSPOSE_K != 0;
+        let parallel = flags & FLAG_PARALLEL != 0;
+        if flags & FLAG_PAD_TRUNCATE != 0 {
+            let padded_len = n.checked_next_power_of_two().ok_or_else(|| {
+                Error::new(
+                    Status::SizeOverflow,
+                    format!("n = {n}: the padded width overflows size_t"),
+                )
+            })?;
+            return Ok(HadamardPlan {
+                n,
+                k: 1,
+                log2_m: padded_len.trailing_zeros(),
+                padded_len,
+                transpose,
+                pad: true,
+                parallel,
+            });
+        }
+        let Some(k) = hadamard_k(n) else {
+            let (below, above) = nearest_supported(n);
+            let show = |w: Option<usize>| w.map_or("none".to_string(), |w| w.to_string());
+            return Err(Error::new(
+                Status::UnsupportedSize,
+                format!(
+                    "n = {n} is not K*2^m for a supported K (1, 12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172); \
+                     nearest supported: {}, {}",
+                    show(below),
+                    show(above)
+                ),
+            ));
+        };
+        Ok(HadamardPlan {
+            n,
+            k,
+            log2_m: (n / k).trailing_zeros(),
+            padded_len: n,
+            transpose,
+            pad: false,
+            parallel,
+        })
+    }
+
+    /// Row width n.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// K (1 for powers of two and for the pad-truncate mode).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// log2 of the power-of-two factor (of the padded width in pad-truncate mode).
+    pub fn log2_m(&self) -> u32 {
+        self.log2_m
+    }
+    /// Whether H_K^T is used.
+    pub fn transposed(&self) -> bool {
+        self.transpose
+    }
+    /// Whether this is the pad-truncate compatibility mode.
+    pub fn pads(&self) -> bool {
+        self.pad
+    }
+    /// Width after padding (n unless [`FLAG_PAD_TRUNCATE`]).
+    pub fn padded_len(&self) -> usize {
+        self.padded_len
+    }
+    /// Whether `scale * H` is orthogonal for scale = 1/sqrt(n) (false only for the
+    /// pad-truncate mode with n not a power of two).
+    pub fn is_orthogonal(&self) -> bool {
+        !self.pad || self.n.is_power_of_two()
+    }
+
+    /// Fill `out` (K * K) with H_K, or H_K^T when transposed, as +-1.0.
+    pub(crate) fn expand_k_table(&self, out: &mut [f32]) {
+        let k = self.k;
+        let words = k_words(k).expect("plans only hold table K values");
+        let wpr = k.div_ceil(64);
+        for i in 0..k {
+            for j in 0..k {
+                let (r, c) = if self.transpose { (j, i) } else { (i, j) };
+                let neg = words[r * wpr + c / 64] >> (c % 64) & 1 == 1;
+                out[i * k + j] = if neg { -1.0 } else { 1.0 };
+            }
+        }
+    }
+
+    /// Check a strided batch against a buffer of `len` elements: rows * stride must not
+    /// overflow, stride >= n, and the last row must end inside the buffer.
+    pub(crate) fn check_rows(
+        &self,
+        what: &str,
+        rows: usize,
+        stride: usize,
+        elem_size: usize,
+    ) -> Result<usize, Error> {
+        if stride < self.n {
+            return Err(Error::new(
+                Status::InvalidStride,
+                format!(
+                    "{what} row_stride = {stride} is smaller than n = {}",
+                    self.n
+                ),
+            ));
+        }
+        if rows == 0 {
+            return Ok(0);
+        }
+        (rows - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(self.n))
+            .filter(|&x| x.checked_mul(elem_size).is_some_and(|b| b <= isize::MAX as usize))
+            .ok_or_else(|| {
+                Error::new(
+                    Status::SizeOverflow,
+                    format!("{what}: rows = {rows} with row_stride = {stride} overflows the address space"),
+                )
+            })
+    }
+}
+
+fn check_scale(scale: f32) -> Result<(), Error> {
+    if scale.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Status::InvalidArgument,
+            format!("scale = {scale} is not finite"),
+        ))
+    }
+}
+
+fn check_len(what: &str, have: usize, need: usize) -> Result<(), Error> {
+    if have < need {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("{what} has {have} elements, the rows need {need}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Transform `rows` rows of `data` in place: row r is `data[r * row_stride ..][..n]`.
+/// Elements between rows are not touched. See [`HadamardPlan::new`] for `flags`.
+pub fn hadamard_rows<T: Element>(
+    data: &mut [T],
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    hadamard_rows_isa(
+        dispatch::active_isa()?,
+        data,
+        rows,
+        n,
+        row_stride,
+        scale,
+        flags,
+    )
+}
+
+/// [`hadamard_rows`] on a given instruction set (for tests and benchmarks); an error if
+/// `isa` is not available on this CPU.
+#[doc(hidden)]
+pub fn hadamard_rows_isa<T: Element>(
+    isa: Isa,
+    data: &mut [T],
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    let plan = HadamardPlan::new(n, flags)?;
+    check_scale(scale)?;
+    let need = plan.check_rows("data", rows, row_stride, std::mem::size_of::<T>())?;
+    check_len("data", data.len(), need)?;
+    dispatch::check_available(isa)?;
+    let ptr = data.as_mut_ptr();
+    let job = Rows {
+        src: ptr.cast_const(),
+        src_stride: row_stride,
+        dst: ptr,
+        dst_stride: row_stride,
+        rows,
+    };
+    // SAFETY: the slice covers every row (checked above) and src == dst row for row.
+    unsafe { execute(isa, &plan, scale, job) }
+}
+
+/// Transform `rows` rows from `src` (row r at `src[r * src_stride ..][..n]`) into `dst`
+/// (row r at `dst[r * dst_stride ..][..n]`), converting the element type on the way.
+#[allow(clippy::too_many_arguments)]
+pub fn hadamard_rows_into<S: Element, D: Element>(
+    src: &[S],
+    src_stride: usize,
+    dst: &mut [D],
+    dst_stride: usize,
+    rows: usize,
+    n: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    hadamard_rows_into_isa(
+        dispatch::active_isa()?,
+        src,
+        src_stride,
+        dst,
+        dst_stride,
+        rows,
+        n,
+        scale,
+        flags,
+    )
+}
+
+/// [`hadamard_rows_into`] on a given instruction set (for tests and benchmarks).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn hadamard_rows_into_isa<S: Element, D: Element>(
+    isa: Isa,
+    src: &[S],
+    src_stride: usize,
+    dst: &mut [D],
+    dst_stride: usize,
+    rows: usize,
+    n: usize,
+    scale: f32,
+    flags: u32,
+) -> Result<(), Error> {
+    let plan = HadamardPlan::new(n, flags)?;
+    check_scale(scale)?;
+    let need_src = plan.check_rows("src", rows, src_stride, std::mem::size_of::<S>())?;
+    let need_dst = plan.check_rows("dst", rows, dst_stride, std::mem::size_of::<D>())?;
+    check_len("src", src.len(), need_src)?;
+    check_len("dst", dst.len(), need_dst)?;
+    dispatch::check_available(isa)?;
+    let job = Rows {
+        src: src.as_ptr(),
+        src_stride,
+        dst: dst.as_mut_ptr(),
+        dst_stride,
+        rows,
+    };
+    // SAFETY: both slices cover their rows (checked above) and cannot overlap (&, &mut).
+    unsafe { execute(isa, &plan, scale, job) }
+}
+
+/// Run a validated job: allocate scratch (before touching any data, so an allocation
+/// failure leaves the rows unchanged), then run on this thread or on the pool.
+///
+/// # Safety
+/// `job` must describe valid memory for every row, with src and dst either the same rows
+/// or disjoint; `isa` must be available.
+pub(crate) unsafe fn execute<Ts: Element, Td: Element>(
+    isa: Isa,
+    plan: &HadamardPlan,
+    scale: f32,
+    job: Rows<Ts, Td>,
+) -> Result<(), Error> {
+    if job.rows == 0 {
+        return Ok(());
+    }
+    if plan.parallel && job.rows > 1 {
+        // SAFETY: forwarded.
+        return unsafe { parallel::execute_parallel(isa, plan, scale, job) };
+    }
+    let mut scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, job.rows).len())?;
+    // SAFETY: forwarded; scratch has the layout's length.
+    unsafe { kernel::run(isa, plan, scale, job, &mut scratch) };
+    Ok(())
+}
+
+/// A zeroed f32 buffer, or `OutOfMemory` instead of an abort.
+pub(crate) fn alloc_scratch(len: usize) -> Result<Vec<f32>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::new(
+            Status::OutOfMemory,
+            format!("could not allocate {len} f32 values of scratch"),
+        )
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}

@@ -1,0 +1,118 @@
+//! Row splitting for engines' own thread pools, and the opt-in worker pool.
+//!
+//! The transforms never start threads unless a call passes `FLAG_PARALLEL`; then rows are
+//! split over a rayon pool owned by libquarot whose size is `QUAROT_NUM_THREADS` (read when
+//! the pool is first built), or the count set by [`set_num_threads`], or the number of CPUs.
+
+use crate::dispatch::Isa;
+use crate::element::Element;
+use crate::error::{Error, Status};
+use crate::hadamard::{alloc_scratch, HadamardPlan};
+use crate::kernel::{self, Rows, ScratchLayout};
+use std::sync::{Arc, Mutex};
+
+/// The rows worker `ith` of `nth` should take: `(first, count)`, balanced so counts differ
+/// by at most one and together cover `0..rows` exactly once.
+pub fn rows_for_thread(rows: usize, ith: usize, nth: usize) -> Result<(usize, usize), Error> {
+    if nth == 0 || ith >= nth {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("ith = {ith}, nth = {nth}: need nth >= 1 and ith < nth"),
+        ));
+    }
+    let base = rows / nth;
+    let extra = rows % nth;
+    let first = ith * base + ith.min(extra);
+    let count = base + usize::from(ith < extra);
+    Ok((first, count))
+}
+
+static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+static REQUESTED: Mutex<usize> = Mutex::new(0);
+
+/// Size of the opt-in worker pool: `n` threads, or 0 for the default
+/// (`QUAROT_NUM_THREADS`, else the number of CPUs). Takes effect for the next parallel call;
+/// calls already running keep their pool.
+pub fn set_num_threads(n: usize) -> Result<(), Error> {
+    if n > 4096 {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("num_threads = {n} is more than 4096"),
+        ));
+    }
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = n;
+    *POOL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(())
+}
+
+fn default_threads() -> usize {
+    std::env::var("QUAROT_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| (1..=4096).contains(&n))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn pool() -> Result<Arc<rayon::ThreadPool>, Error> {
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_ref() {
+        return Ok(p.clone());
+    }
+    let requested = *REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
+    let threads = if requested == 0 {
+        default_threads()
+    } else {
+        requested
+    };
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("quarot-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                Status::ThreadPool,
+                format!("could not start {threads} threads: {e}"),
+            )
+        })?;
+    let p = Arc::new(p);
+    *guard = Some(p.clone());
+    Ok(p)
+}
+
+struct SendRows<Ts, Td>(Rows<Ts, Td>);
+// SAFETY: each task gets a disjoint set of rows; the raw pointers are only dereferenced
+// inside the kernels on those rows.
+unsafe impl<Ts, Td> Send for SendRows<Ts, Td> {}
+unsafe impl<Ts, Td> Sync for SendRows<Ts, Td> {}
+
+/// Split `job` over the pool, one part per thread; all scratch is allocated before any row
+/// is touched.
+///
+/// # Safety
+/// As `hadamard::execute`.
+pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
+    isa: Isa,
+    plan: &HadamardPlan,
+    scale: f32,
+    job: Rows<Ts, Td>,
+) -> Result<(), Error> {
+    let pool = pool()?;
+    let parts = pool.current_num_threads().clamp(1, job.rows);
+    let mut tasks = Vec::with_capacity(parts);
+    for ith in 0..parts {
+        let (first, count) = rows_for_thread(job.rows, ith, parts)?;
+        let sub = job.sub(first, count);
+        let scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, count).len())?;
+        tasks.push((SendRows(sub), scratch));
+    }
+    pool.scope(|s| {
+        for (rows, mut scratch) in tasks {
+            s.spawn(move |_| {
+                let rows = rows;
+                // SAFETY: disjoint rows of a job the caller vouched for.
+                unsafe { kernel::run(isa, plan, scale, rows.0, &mut scratch) };
+            });
+        }
+    });
+    Ok(())
+}
