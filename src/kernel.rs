@@ -117,7 +117,7 @@ fn intra_log2_lanes(isa: Isa, len: usize) -> u32 {
     candidates
         .iter()
         .copied()
-        .find(|&l| len % (1 << l) == 0)
+        .find(|&l| len.is_multiple_of(1 << l))
         .unwrap_or(0)
 }
 
@@ -223,13 +223,7 @@ unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
     let n = plan.n();
     let l = plan.log2_m();
     let k = plan.k();
-    let (stages, lanes) = if n % S::LANES == 0 {
-        ((S::LOG2_LANES + 3).min(l), S::LANES)
-    } else if n % Hw::LANES == 0 {
-        ((Hw::LOG2_LANES + 3).min(l), Hw::LANES)
-    } else {
-        (3.min(l), 1)
-    };
+    let (lanes, stages) = first_pass_width::<S, Hw>(n, l);
     let done_in_first_pass = k == 1 && stages == l;
     // The f32 rows the remaining passes work on: the destination itself when it is f32.
     let (wbase, wstride) = if Td::DTYPE == DType::F32 {
@@ -311,14 +305,7 @@ unsafe fn padded_row<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
         for i in n..p {
             *work.add(i) = 0.0;
         }
-        let lanes = if p % S::LANES == 0 {
-            S::LANES
-        } else if p % Hw::LANES == 0 {
-            Hw::LANES
-        } else {
-            1
-        };
-        let stages = (lanes.trailing_zeros() + 3).min(l);
+        let (lanes, stages) = first_pass_width::<S, Hw>(p, l);
         first_pass_any::<S, Hw, f32, f32>(lanes, work, p, work, p, 1, p, stages, None);
         let mut s = stages;
         while s < l {
@@ -330,6 +317,21 @@ unsafe fn padded_row<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
             *dst.add(i) = Td::from_f32(*work.add(i) * scale);
         }
     }
+}
+
+/// The vector width of the first pass over rows of length `len` (the widest of S, Hw and
+/// scalar that divides it) and how many of the `l` stages it does (what fits in 8 registers).
+/// Must agree with `intra_log2_lanes`.
+#[inline(always)]
+fn first_pass_width<S: Simd, Hw: Simd>(len: usize, l: u32) -> (usize, u32) {
+    let lanes = if len.is_multiple_of(S::LANES) {
+        S::LANES
+    } else if len.is_multiple_of(Hw::LANES) {
+        Hw::LANES
+    } else {
+        1
+    };
+    (lanes, (lanes.trailing_zeros() + 3).min(l))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -375,7 +377,7 @@ unsafe fn first_pass<V: Simd, Ts: Element, To: Element>(
     let w = V::LANES;
     let group_len = 8 * w;
     unsafe {
-        if n % group_len == 0 {
+        if n.is_multiple_of(group_len) {
             for r in 0..rows {
                 let s = src.add(r * src_stride);
                 let o = out.add(r * out_stride);

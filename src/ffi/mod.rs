@@ -16,9 +16,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Status returned by every libquarot function that can fail. Values are fixed and never
-/// reused; `quarot_status_string()` describes one, `quarot_last_error()` gives the details
-/// of the calling thread's last failure.
+/// Status returned by every libquarot function that can fail (an int32_t in C before C23).
+/// Values are fixed and never reused; `quarot_status_string()` describes one,
+/// `quarot_last_error()` gives the details of the calling thread's last failure.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum quarot_status {
@@ -52,7 +52,7 @@ pub enum quarot_status {
     QUAROT_ERR_PANIC = 12,
 }
 
-fn to_c(status: Status) -> quarot_status {
+const fn to_c(status: Status) -> quarot_status {
     use quarot_status::*;
     match status {
         Status::Ok => QUAROT_OK,
@@ -74,34 +74,59 @@ fn to_c(status: Status) -> quarot_status {
 /// Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values).
 pub type quarot_dtype = i32;
 /// IEEE binary32 (`float`).
-pub const QUAROT_DTYPE_F32: quarot_dtype = DType::F32 as i32;
+pub const QUAROT_DTYPE_F32: quarot_dtype = 0;
 /// IEEE binary16 bit patterns (`uint16_t`; ggml's `ggml_fp16_t`, C23 `_Float16`).
-pub const QUAROT_DTYPE_F16: quarot_dtype = DType::F16 as i32;
+pub const QUAROT_DTYPE_F16: quarot_dtype = 1;
 /// bfloat16 bit patterns (`uint16_t`; the upper 16 bits of a binary32).
-pub const QUAROT_DTYPE_BF16: quarot_dtype = DType::Bf16 as i32;
+pub const QUAROT_DTYPE_BF16: quarot_dtype = 2;
 
 /// Instruction set of the kernels (an int32_t; one of the QUAROT_ISA_* values).
 pub type quarot_isa = i32;
 /// Portable scalar code.
-pub const QUAROT_ISA_SCALAR: quarot_isa = Isa::Scalar as i32;
+pub const QUAROT_ISA_SCALAR: quarot_isa = 0;
 /// x86-64 AVX2 + FMA + F16C.
-pub const QUAROT_ISA_AVX2: quarot_isa = Isa::Avx2 as i32;
+pub const QUAROT_ISA_AVX2: quarot_isa = 1;
 /// x86-64 AVX-512F.
-pub const QUAROT_ISA_AVX512: quarot_isa = Isa::Avx512 as i32;
+pub const QUAROT_ISA_AVX512: quarot_isa = 2;
 
 /// Flag: use H_K^T instead of H_K (Quark >= 0.11 `matmul_hadU`). With the normalized scale
 /// it is also the inverse of the transform without this flag. No effect when K is 1, 28
 /// or 36 (symmetric).
-pub const QUAROT_FLAG_TRANSPOSE_K: u32 = hadamard::FLAG_TRANSPOSE_K;
+pub const QUAROT_FLAG_TRANSPOSE_K: u32 = 1;
 /// Flag: Quark <= 0.10 `hadamard_transform` / `hadamard_multiply` / `QKRotation`
 /// compatibility. Each row is zero-padded to the next power of two P, transformed with
 /// H_P, and truncated back to n: y = scale * H_P[0:n, 0:n] x. Any n >= 1 is accepted.
 /// For n that is not a power of two this map is NOT orthogonal (norms change by several
 /// percent). Needs n floats of scratch rounded up to P.
-pub const QUAROT_FLAG_PAD_TRUNCATE: u32 = hadamard::FLAG_PAD_TRUNCATE;
+pub const QUAROT_FLAG_PAD_TRUNCATE: u32 = 2;
 /// Flag: split the rows over libquarot's own worker pool (see quarot_set_num_threads).
 /// Without it a call runs entirely on the calling thread.
-pub const QUAROT_FLAG_PARALLEL: u32 = hadamard::FLAG_PARALLEL;
+pub const QUAROT_FLAG_PARALLEL: u32 = 4;
+
+// The C values are spelled out as literals because cbindgen copies only literals into the
+// header; these compile-time checks keep them equal to the core's.
+const _: () = {
+    assert!(QUAROT_DTYPE_F32 == DType::F32 as i32);
+    assert!(QUAROT_DTYPE_F16 == DType::F16 as i32);
+    assert!(QUAROT_DTYPE_BF16 == DType::Bf16 as i32);
+    assert!(QUAROT_ISA_SCALAR == Isa::Scalar as i32);
+    assert!(QUAROT_ISA_AVX2 == Isa::Avx2 as i32);
+    assert!(QUAROT_ISA_AVX512 == Isa::Avx512 as i32);
+    assert!(QUAROT_FLAG_TRANSPOSE_K == hadamard::FLAG_TRANSPOSE_K);
+    assert!(QUAROT_FLAG_PAD_TRUNCATE == hadamard::FLAG_PAD_TRUNCATE);
+    assert!(QUAROT_FLAG_PARALLEL == hadamard::FLAG_PARALLEL);
+    assert!(
+        QUAROT_FLAG_TRANSPOSE_K | QUAROT_FLAG_PAD_TRUNCATE | QUAROT_FLAG_PARALLEL
+            == hadamard::KNOWN_FLAGS
+    );
+    // quarot_status_string() decodes a C status with Status::from_code, so the raw values
+    // of the two enums must agree.
+    let mut i = 0;
+    while i < Status::ALL.len() {
+        assert!(to_c(Status::ALL[i]) as i32 == Status::ALL[i] as i32);
+        i += 1;
+    }
+};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -260,7 +285,7 @@ unsafe fn in_place<T: Element>(
 /// Transform `rows` float vectors in place.
 ///
 /// Vector r is the n contiguous floats at `data + r * row_stride` (row_stride in elements,
-/// >= n); elements between vectors are never read or written. Each vector x becomes
+/// at least n); elements between vectors are never read or written. Each vector x becomes
 /// y = scale * (H_K (x) H_{2^m}) x for n = K * 2^m (see quarot_hadamard_size_supported):
 /// with scale = quarot_hadamard_scale(n) this is Quark's/QuaRot's `matmul_hadU`, with
 /// scale = 1 the unnormalized transform. `flags` is a combination of QUAROT_FLAG_*.
@@ -269,6 +294,12 @@ unsafe fn in_place<T: Element>(
 /// checked). On any error nothing is written. Runs on the calling thread only (unless
 /// QUAROT_FLAG_PARALLEL); thread-safe and re-entrant: concurrent calls on disjoint rows are
 /// fine. NaN and Inf propagate like in any sum.
+///
+/// Returns QUAROT_OK, or QUAROT_ERR_NULL_POINTER (data NULL with rows > 0),
+/// QUAROT_ERR_UNSUPPORTED_SIZE, QUAROT_ERR_INVALID_STRIDE (row_stride < n),
+/// QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_INVALID_FLAGS, QUAROT_ERR_INVALID_ARGUMENT
+/// (non-finite scale), QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL or
+/// QUAROT_ERR_ISA_UNAVAILABLE; quarot_last_error() then says why.
 ///
 /// # Safety
 /// `data` must point to rows * row_stride floats (the last row needs only n).
@@ -331,7 +362,9 @@ pub unsafe extern "C" fn quarot_hadamard_bf16(
 /// QUAROT_DTYPE_F32/F16/BF16 is allowed (e.g. f16 in, f32 out, as ggml's ops do).
 /// `src` and `dst` may be the very same rows (same pointer, stride and type: an in-place
 /// call); any other overlap of the two address ranges is QUAROT_ERR_OVERLAP. Only the n
-/// elements of each dst row are written. Everything else as quarot_hadamard_f32.
+/// elements of each dst row are written. Everything else as quarot_hadamard_f32; the
+/// errors are those of quarot_hadamard_f32 plus QUAROT_ERR_INVALID_DTYPE and
+/// QUAROT_ERR_OVERLAP.
 ///
 /// For ggml tensors: src_stride = nb[1] / ggml_type_size(type) (rows must be contiguous
 /// inside, nb[0] == element size).

@@ -40,7 +40,7 @@ pub fn hadamard_k(n: usize) -> Option<usize> {
     K_ORDER
         .iter()
         .copied()
-        .find(|&k| n % k == 0 && (n / k).is_power_of_two())
+        .find(|&k| n.is_multiple_of(k) && (n / k).is_power_of_two())
         .or(if n.is_power_of_two() { Some(1) } else { None })
 }
 

@@ -1,0 +1,395 @@
+//! Builds the C programs in `examples_c/` against `include/quarot.h` and the freshly built
+//! `libquarot` shared library, as C99 and as C++11 with warnings as errors, and runs them
+//! (as libimagequant runs its C test from `cargo test`).
+//!
+//! - `demo.c`: the README demo; its output is checked for the expected lines.
+//! - `abi_test.c`: the C test of the ABI (exit status 0 iff every check passed); run once
+//!   per instruction set this CPU has, forced with `QUAROT_ISA`, so every kernel is reached
+//!   through the C ABI, and with an unusable `QUAROT_ISA`, where transforms must refuse.
+//!
+//! Needs a C and a C++ compiler (`cc`/`c++`, or `CC`/`CXX`); nothing else.
+#![cfg(unix)]
+
+use quarot::Isa;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const LIB_NAME: &str = "quarot";
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put this test: `<target>/[<triple>/]<profile>/deps/c_examples-<hash>`.
+struct Layout {
+    /// `<target>`
+    target_dir: PathBuf,
+    /// `<target>/[<triple>/]<profile>`
+    profile_dir: PathBuf,
+    /// `<triple>` when cargo was run with `--target`.
+    triple: Option<String>,
+    /// The directory name of the profile (`debug`, `release`, ...).
+    profile: String,
+}
+
+fn layout() -> Layout {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let deps = exe
+        .parent()
+        .expect("test executable has a parent directory");
+    assert_eq!(
+        deps.file_name().and_then(|n| n.to_str()),
+        Some("deps"),
+        "expected the test executable in <target>/<profile>/deps, found {}",
+        exe.display()
+    );
+    let profile_dir = deps.parent().expect("deps has a parent").to_path_buf();
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile directory name")
+        .to_string();
+    let above = profile_dir.parent().expect("profile dir has a parent");
+    let configured = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir().join("target"));
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    // With `--target <triple>` the profile directory sits one level deeper.
+    let (target_dir, triple) = match above.parent() {
+        Some(grand) if !same(above, &configured) && same(grand, &configured) => (
+            grand.to_path_buf(),
+            above.file_name().and_then(|n| n.to_str()).map(String::from),
+        ),
+        _ => (above.to_path_buf(), None),
+    };
+    Layout {
+        target_dir,
+        profile_dir,
+        triple,
+        profile,
+    }
+}
+
+/// The target triple to hand to `cc` (it runs outside a build script here, so there is no
+/// `TARGET` variable to read).
+fn target_triple(layout: &Layout) -> String {
+    if let Some(t) = &layout.triple {
+        return t.clone();
+    }
+    let arch = std::env::consts::ARCH;
+    match std::env::consts::OS {
+        "linux" if cfg!(target_env = "musl") => format!("{arch}-unknown-linux-musl"),
+        "linux" => format!("{arch}-unknown-linux-gnu"),
+        "macos" => format!("{arch}-apple-darwin"),
+        os => format!("{arch}-unknown-{os}"),
+    }
+}
+
+fn lib_file_name() -> String {
+    format!(
+        "{}{LIB_NAME}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The shared library built with this test. `cargo test` builds the lib target with every
+/// crate type of `[lib] crate-type` (cdylib included) into `deps/`; if it is missing or
+/// older than the rlib the tests link (crate type list changed, or a partial build), build it
+/// with `cargo build --lib` for the same profile.
+fn fresh_shared_library(layout: &Layout) -> PathBuf {
+    let name = lib_file_name();
+    let deps = layout.profile_dir.join("deps");
+    let rlib = modified(&deps.join(format!("lib{LIB_NAME}.rlib")));
+    let is_fresh = |path: &Path| match (modified(path), rlib) {
+        // Written by the same rustc run as the rlib: allow for the link step's duration.
+        (Some(so), Some(rlib)) => so + Duration::from_secs(120) >= rlib,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let in_deps = deps.join(&name);
+    if is_fresh(&in_deps) {
+        return in_deps;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo_profile = match layout.profile.as_str() {
+        "debug" => "dev",
+        other => other,
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--lib")
+        .arg("--manifest-path")
+        .arg(manifest_dir().join("Cargo.toml"))
+        .arg("--profile")
+        .arg(cargo_profile)
+        .env("CARGO_TARGET_DIR", &layout.target_dir);
+    if let Some(t) = &layout.triple {
+        cmd.arg("--target").arg(t);
+    }
+    eprintln!("{} is missing or stale; running {cmd:?}", in_deps.display());
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --lib failed: {status}");
+    let built = layout.profile_dir.join(&name);
+    assert!(
+        built.exists(),
+        "cargo build --lib did not produce {}: is \"cdylib\" still in [lib] crate-type?",
+        built.display()
+    );
+    built
+}
+
+/// A private directory holding a copy of the library and the compiled programs, so that
+/// another cargo process rewriting `deps/` cannot change a library a program is running.
+struct Setup {
+    work_dir: PathBuf,
+    lib_dir: PathBuf,
+    triple: String,
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let layout = layout();
+        let library = fresh_shared_library(&layout);
+        let mut sub = layout.profile.clone();
+        if let Some(t) = &layout.triple {
+            sub = format!("{t}-{sub}");
+        }
+        let work_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("c_examples")
+            .join(sub);
+        let lib_dir = work_dir.join("lib");
+        std::fs::create_dir_all(&lib_dir).expect("create the C work directory");
+        // Copy, then rename: atomic for programs of another test process using the old file.
+        let tmp = lib_dir.join(format!(".{}.{}", lib_file_name(), std::process::id()));
+        std::fs::copy(&library, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", library.display()));
+        std::fs::rename(&tmp, lib_dir.join(lib_file_name())).expect("rename the library copy");
+        Setup {
+            work_dir,
+            lib_dir,
+            triple: target_triple(&layout),
+        }
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lang {
+    C,
+    Cxx,
+}
+
+/// Compile `examples_c/<stem>.c` as C99 or C++11 with `-Wall -Wextra -Werror -pedantic`
+/// and link it against the shared library (found at run time through an rpath).
+fn compile(stem: &str, lang: Lang) -> PathBuf {
+    let setup = setup();
+    let source = manifest_dir().join("examples_c").join(format!("{stem}.c"));
+    let suffix = match lang {
+        Lang::C => "c",
+        Lang::Cxx => "cxx",
+    };
+    let exe = setup.work_dir.join(format!("{stem}-{suffix}"));
+    let tmp = setup
+        .work_dir
+        .join(format!(".{stem}-{suffix}.{}", std::process::id()));
+
+    let compiler = cc::Build::new()
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .emit_rerun_if_env_changed(false)
+        .target(&setup.triple)
+        .host(&setup.triple)
+        .opt_level(2)
+        .debug(false)
+        .cpp(lang == Lang::Cxx)
+        .try_get_compiler()
+        .unwrap_or_else(|e| panic!("no C/C++ compiler found by the cc crate: {e}"));
+    let mut cmd = compiler.to_command();
+    match lang {
+        Lang::C => {
+            cmd.arg("-std=c99");
+        }
+        Lang::Cxx => {
+            cmd.args(["-x", "c++", "-std=c++11"]);
+        }
+    }
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg("-I")
+        .arg(manifest_dir().join("include"))
+        .arg(&source);
+    if lang == Lang::Cxx {
+        cmd.args(["-x", "none"]); // what follows are not C++ sources
+    }
+    cmd.arg("-o")
+        .arg(&tmp)
+        .arg("-L")
+        .arg(&setup.lib_dir)
+        .arg(format!("-Wl,-rpath,{}", setup.lib_dir.display()))
+        .arg(format!("-l{LIB_NAME}"))
+        .args(["-lpthread", "-lm"]);
+    eprintln!("compiling: {:?} {:?}", cmd.get_program(), cmd.get_args());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the compiler {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "compiling {} failed ({}):\n{cmd:?}\n{}{}",
+        source.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &exe).expect("rename the compiled program");
+    exe
+}
+
+/// The program built once per test process (several tests run the same binary).
+fn program(stem: &'static str, lang: Lang) -> &'static Path {
+    static BUILDS: [OnceLock<PathBuf>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    let slot = match (stem, lang) {
+        ("demo", Lang::C) => 0,
+        ("demo", Lang::Cxx) => 1,
+        ("abi_test", Lang::C) => 2,
+        ("abi_test", Lang::Cxx) => 3,
+        _ => unreachable!("unknown program {stem}"),
+    };
+    BUILDS[slot].get_or_init(|| compile(stem, lang))
+}
+
+/// Run a program with `QUAROT_ISA` unset, or set to `isa`.
+fn run(exe: &Path, args: &[&str], isa: Option<&str>) -> Output {
+    let mut cmd = Command::new(exe);
+    // cargo points LD_LIBRARY_PATH at deps/; without it the program finds the library
+    // through its rpath only, as it would outside cargo.
+    cmd.args(args)
+        .env_remove("QUAROT_ISA")
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("DYLD_LIBRARY_PATH");
+    if let Some(isa) = isa {
+        cmd.env("QUAROT_ISA", isa);
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
+}
+
+/// Assert a zero exit status; show the program's output either way (`--nocapture`).
+fn assert_success(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- {what}: {}\n{stdout}{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+fn check_demo(lang: Lang) {
+    let out = run(program("demo", lang), &[], None);
+    let stdout = assert_success("demo", &out);
+    for expected in [
+        format!("libquarot {} (header {})", quarot::VERSION, quarot::VERSION),
+        "instruction set: ".to_string(),
+        "max|x|/rms".to_string(),
+        "after the rotation".to_string(),
+        "(worst head)".to_string(),
+        "(K = 172)".to_string(),
+        "round trip with QUAROT_FLAG_TRANSPOSE_K: max error".to_string(),
+        "n = 11000: unsupported transform width (status 2)".to_string(),
+        "nearest supported: 10240, 11008".to_string(),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "demo output lacks {expected:?}:\n{stdout}"
+        );
+    }
+}
+
+fn check_abi_test(lang: Lang) {
+    let out = run(program("abi_test", lang), &[], None);
+    let stdout = assert_success("abi_test", &out);
+    assert!(
+        stdout.contains(", 0 failed"),
+        "unexpected output:\n{stdout}"
+    );
+}
+
+#[test]
+fn demo_c99() {
+    check_demo(Lang::C);
+}
+
+#[test]
+fn demo_cxx11() {
+    check_demo(Lang::Cxx);
+}
+
+#[test]
+fn abi_test_c99() {
+    check_abi_test(Lang::C);
+}
+
+#[test]
+fn abi_test_cxx11() {
+    check_abi_test(Lang::Cxx);
+}
+
+/// Every instruction set this CPU has, forced through `QUAROT_ISA`: the program also
+/// checks that the forced set is the active one, so no run silently tests another path.
+#[test]
+fn abi_test_on_every_isa() {
+    let exe = program("abi_test", Lang::C);
+    let mut ran = Vec::new();
+    for isa in Isa::ALL {
+        if !isa.is_available() {
+            continue;
+        }
+        let out = run(exe, &["--expect-isa", isa.name()], Some(isa.name()));
+        let stdout = assert_success(&format!("abi_test with QUAROT_ISA={}", isa.name()), &out);
+        assert!(stdout.contains(&format!("instruction set {}", isa.name())));
+        assert!(
+            stdout.contains(", 0 failed"),
+            "unexpected output:\n{stdout}"
+        );
+        ran.push(isa.name());
+    }
+    assert!(ran.contains(&"scalar"), "the scalar path must always run");
+    eprintln!("abi_test ran on: {}", ran.join(", "));
+}
+
+/// `QUAROT_ISA` naming a set this CPU lacks, or no set at all: every transform must fail
+/// with QUAROT_ERR_ISA_UNAVAILABLE and leave the data alone.
+#[test]
+fn abi_test_with_unusable_isa() {
+    let exe = program("abi_test", Lang::C);
+    let mut values = vec!["bogus"];
+    values.extend(
+        Isa::ALL
+            .iter()
+            .filter(|isa| !isa.is_available())
+            .map(|isa| isa.name()),
+    );
+    for value in values {
+        let out = run(exe, &["--expect-isa-unavailable"], Some(value));
+        let stdout = assert_success(&format!("abi_test with QUAROT_ISA={value}"), &out);
+        assert!(
+            stdout.contains(", 0 failed"),
+            "unexpected output:\n{stdout}"
+        );
+    }
+}
