@@ -25,8 +25,9 @@
  * Memory
  *   Strides are in elements of the buffer's own type, never in bytes, and must be >= n.
  *   Row r of a batch is the n elements starting at base + r * stride, so a batch spans
- *   (rows - 1) * stride + n elements; the elements between rows are never read or written. When a function returns an error, no element of any
- *   buffer has been written. Buffers are only used during the call: libquarot keeps no
+ *   (rows - 1) * stride + n elements; the elements between rows are never read or
+ *   written. When a function returns an error, no element of any buffer has been
+ *   written. Buffers are only used during the call: libquarot keeps no
  *   pointer. rows == 0 is a valid empty batch, and its data pointer may be NULL.
  *
  * Errors
