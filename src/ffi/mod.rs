@@ -9,7 +9,7 @@
 use crate::dispatch::{self, Isa};
 use crate::element::{DType, Element};
 use crate::error::{Error, Status};
-use crate::hadamard::{self, HadamardPlan};
+use crate::hadamard::{self, Side};
 use crate::kernel::Rows;
 use half::{bf16, f16};
 use std::cell::RefCell;
@@ -173,17 +173,6 @@ fn dtype(code: quarot_dtype, what: &str) -> Result<DType, Error> {
     })
 }
 
-fn scale_ok(scale: f32) -> Result<(), Error> {
-    if scale.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Status::InvalidArgument,
-            format!("scale = {scale} is not finite"),
-        ))
-    }
-}
-
 /// Validate and run a transform whose src/dst pointers and types are already known.
 ///
 /// # Safety
@@ -201,10 +190,22 @@ unsafe fn transform_raw(
     scale: f32,
     flags: u32,
 ) -> Result<(), Error> {
-    let plan = HadamardPlan::new(n, flags)?;
-    scale_ok(scale)?;
-    let src_len = plan.check_rows("src", rows, src_stride, src_type.size())?;
-    let dst_len = plan.check_rows("dst", rows, dst_stride, dst_type.size())?;
+    let (plan, src_len, dst_len) = hadamard::check_job(
+        n,
+        flags,
+        scale,
+        rows,
+        Side {
+            name: "src",
+            stride: src_stride,
+            elem_size: src_type.size(),
+        },
+        Side {
+            name: "dst",
+            stride: dst_stride,
+            elem_size: dst_type.size(),
+        },
+    )?;
     if rows == 0 {
         return Ok(());
     }

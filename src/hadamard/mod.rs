@@ -268,15 +268,36 @@ impl HadamardPlan {
     }
 }
 
-fn check_scale(scale: f32) -> Result<(), Error> {
-    if scale.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::new(
+/// The geometry of one side of a job: `rows` rows of `elem_size`-byte elements, `stride`
+/// elements apart.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Side<'a> {
+    pub name: &'a str,
+    pub stride: usize,
+    pub elem_size: usize,
+}
+
+/// Validate everything about a job except its pointers, in the order a caller sees the
+/// errors: flags and n, scale, then each side's stride and extent. Returns the plan and the
+/// number of elements each side spans.
+pub(crate) fn check_job(
+    n: usize,
+    flags: u32,
+    scale: f32,
+    rows: usize,
+    src: Side<'_>,
+    dst: Side<'_>,
+) -> Result<(HadamardPlan, usize, usize), Error> {
+    let plan = HadamardPlan::new(n, flags)?;
+    if !scale.is_finite() {
+        return Err(Error::new(
             Status::InvalidArgument,
             format!("scale = {scale} is not finite"),
-        ))
+        ));
     }
+    let src_len = plan.check_rows(src.name, rows, src.stride, src.elem_size)?;
+    let dst_len = plan.check_rows(dst.name, rows, dst.stride, dst.elem_size)?;
+    Ok((plan, src_len, dst_len))
 }
 
 fn check_len(what: &str, have: usize, need: usize) -> Result<(), Error> {
@@ -322,9 +343,12 @@ pub fn hadamard_rows_isa<T: Element>(
     scale: f32,
     flags: u32,
 ) -> Result<(), Error> {
-    let plan = HadamardPlan::new(n, flags)?;
-    check_scale(scale)?;
-    let need = plan.check_rows("data", rows, row_stride, std::mem::size_of::<T>())?;
+    let side = Side {
+        name: "data",
+        stride: row_stride,
+        elem_size: std::mem::size_of::<T>(),
+    };
+    let (plan, need, _) = check_job(n, flags, scale, rows, side, side)?;
     check_len("data", data.len(), need)?;
     dispatch::check_available(isa)?;
     let ptr = data.as_mut_ptr();
@@ -379,10 +403,22 @@ pub fn hadamard_rows_into_isa<S: Element, D: Element>(
     scale: f32,
     flags: u32,
 ) -> Result<(), Error> {
-    let plan = HadamardPlan::new(n, flags)?;
-    check_scale(scale)?;
-    let need_src = plan.check_rows("src", rows, src_stride, std::mem::size_of::<S>())?;
-    let need_dst = plan.check_rows("dst", rows, dst_stride, std::mem::size_of::<D>())?;
+    let (plan, need_src, need_dst) = check_job(
+        n,
+        flags,
+        scale,
+        rows,
+        Side {
+            name: "src",
+            stride: src_stride,
+            elem_size: std::mem::size_of::<S>(),
+        },
+        Side {
+            name: "dst",
+            stride: dst_stride,
+            elem_size: std::mem::size_of::<D>(),
+        },
+    )?;
     check_len("src", src.len(), need_src)?;
     check_len("dst", dst.len(), need_dst)?;
     dispatch::check_available(isa)?;
