@@ -76,6 +76,14 @@
 #define QUAROT_FLAG_PARALLEL 4
 
 /**
+ * Flag for the weight-rotation functions: accumulate the dense product in float (the
+ * rotation and the weights rounded to float first) instead of double. About twice as fast;
+ * results are then no longer bit-identical to Quark (errors of a few float ulps). The
+ * Hadamard functions always compute in double and reject this flag.
+ */
+#define QUAROT_FLAG_F32_ACCUMULATE 8
+
+/**
  * Status returned by every libquarot function that can fail (an int32_t in C before C23).
  * Values are fixed and never reused; `quarot_status_string()` describes one,
  * `quarot_last_error()` gives the details of the calling thread's last failure.
@@ -149,7 +157,8 @@ typedef int32_t quarot_status;
 #endif // __cplusplus
 
 /**
- * Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values).
+ * Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values). The values are
+ * ggml's `enum ggml_type` numbers, so a GGML_TYPE_F32/F16/BF16 can be passed as is.
  */
 typedef int32_t quarot_dtype;
 
@@ -157,6 +166,12 @@ typedef int32_t quarot_dtype;
  * Instruction set of the kernels (an int32_t; one of the QUAROT_ISA_* values).
  */
 typedef int32_t quarot_isa;
+
+/**
+ * Layout of a Hadamard rotation matrix R of size n = K * 2^m (an int32_t; one of the
+ * QUAROT_LAYOUT_* values).
+ */
+typedef int32_t quarot_hadamard_layout;
 
 /**
  * IEEE binary32 (`float`).
@@ -171,7 +186,7 @@ typedef int32_t quarot_isa;
 /**
  * bfloat16 bit patterns (`uint16_t`; the upper 16 bits of a binary32).
  */
-#define QUAROT_DTYPE_BF16 2
+#define QUAROT_DTYPE_BF16 30
 
 /**
  * Portable scalar code.
@@ -187,6 +202,25 @@ typedef int32_t quarot_isa;
  * x86-64 AVX-512F.
  */
 #define QUAROT_ISA_AVX512 2
+
+/**
+ * R = kron(H_K, H_{2^m})^T * scale: Quark <= 0.10 `matmul_hadU` (x * R == matmul_hadU(x))
+ * and Quark <= 0.10 `random_hadamard_matrix` (with signs, scale quarot_quark_hadamard_scale).
+ */
+#define QUAROT_LAYOUT_MATMUL_HADU 0
+
+/**
+ * R = kron(H_K, H_{2^m}) * scale: Quark >= 0.11 `matmul_hadU` / `random_hadamard_matrix`
+ * (scale quarot_quark_hadamard_scale) and Quark >= 0.11 `get_rotation_matrix(n,
+ * random=False)` (scale 1/sqrt(n)).
+ */
+#define QUAROT_LAYOUT_MATMUL_HADU_T 1
+
+/**
+ * R = kron(H_{2^m}, H_K) * scale: Quark <= 0.10 `get_rotation_matrix(n, random=False)`
+ * (scale 1/sqrt(n)).
+ */
+#define QUAROT_LAYOUT_KRON_POW2_K 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -386,6 +420,152 @@ int32_t quarot_isa_available(quarot_isa isa);
  * NULL. Thread-safe.
  */
 const char *quarot_isa_name(quarot_isa isa);
+
+/**
+ * Rotate the input channels of a weight in place (Quark's `rotate_in_channels2`).
+ *
+ * W is out_features x in_features, row-major, rows `row_stride` elements apart (>= in_features),
+ * of element type `dtype`. `rotation` is R, rotation_n x rotation_n doubles, row-major;
+ * rotation_n must divide in_features, and each block of rotation_n consecutive columns
+ * becomes W[:, block] * R (rotation_n == in_features: the plain R1 case; rotation_n ==
+ * head_dim on o_proj: R2).
+ *
+ * Exactness: the default mode computes each result as a double-precision sum and rounds it
+ * once to `dtype` (round to nearest even), as Quark does in float64 (Quark then rounds
+ * f16/bf16 twice, through float32; results can differ from Quark by one ulp there).
+ * `flags`: QUAROT_FLAG_PARALLEL (use libquarot's worker pool) and QUAROT_FLAG_F32_ACCUMULATE.
+ *
+ * Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W.
+ * On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
+ * matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
+ * QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing
+ * in_features, non-finite entries of R), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY.
+ * Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
+ *
+ * # Safety
+ * `weight` must be valid for the described matrix; `rotation` for rotation_n^2 doubles.
+ */
+quarot_status quarot_rotate_in_channels(void *weight,
+                                        quarot_dtype dtype,
+                                        size_t out_features,
+                                        size_t in_features,
+                                        size_t row_stride,
+                                        const double *rotation,
+                                        size_t rotation_n,
+                                        uint32_t flags);
+
+/**
+ * Rotate the output channels of a weight (and its bias) in place (Quark's
+ * `rotate_out_channels2`).
+ *
+ * W as for quarot_rotate_in_channels; rotation_n must divide out_features, and each block
+ * of rotation_n consecutive rows becomes R^T * W[block, :]; if `bias` (out_features
+ * elements of `dtype`) is not NULL, bias[block] becomes R^T * bias[block]. rotation_n ==
+ * head_dim on v_proj is R2 (with GQA, v_proj has n_kv_heads * head_dim rows).
+ * Everything else as quarot_rotate_in_channels; a bias overlapping the weight is
+ * QUAROT_ERR_OVERLAP.
+ *
+ * # Safety
+ * As quarot_rotate_in_channels; `bias`, if not NULL, valid for out_features elements.
+ */
+quarot_status quarot_rotate_out_channels(void *weight,
+                                         quarot_dtype dtype,
+                                         size_t out_features,
+                                         size_t in_features,
+                                         size_t row_stride,
+                                         void *bias,
+                                         const double *rotation,
+                                         size_t rotation_n,
+                                         uint32_t flags);
+
+/**
+ * quarot_rotate_in_channels with the Hadamard rotation R = diag(signs) * M_layout * scale
+ * of size rotation_n (a supported width, see quarot_hadamard_size_supported), applied with
+ * the fast transform in double precision: O(n log n + n K) per row instead of O(n^2), and
+ * R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none.
+ * Examples: Quark <= 0.10 `get_rotation_matrix(n, random=False)` is layout
+ * QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n); `random_hadamard_matrix(n)` (Quark <= 0.10)
+ * is QUAROT_LAYOUT_MATMUL_HADU with signs from quarot_random_signs and scale
+ * quarot_quark_hadamard_scale(n). `flags`: QUAROT_FLAG_PARALLEL only.
+ *
+ * # Safety
+ * `weight` as for quarot_rotate_in_channels; `signs` NULL or valid for rotation_n values.
+ */
+quarot_status quarot_rotate_in_channels_hadamard(void *weight,
+                                                 quarot_dtype dtype,
+                                                 size_t out_features,
+                                                 size_t in_features,
+                                                 size_t row_stride,
+                                                 size_t rotation_n,
+                                                 quarot_hadamard_layout layout,
+                                                 const int8_t *signs,
+                                                 double scale,
+                                                 uint32_t flags);
+
+/**
+ * quarot_rotate_out_channels with a Hadamard rotation (see
+ * quarot_rotate_in_channels_hadamard).
+ *
+ * # Safety
+ * As quarot_rotate_out_channels; `signs` NULL or valid for rotation_n values.
+ */
+quarot_status quarot_rotate_out_channels_hadamard(void *weight,
+                                                  quarot_dtype dtype,
+                                                  size_t out_features,
+                                                  size_t in_features,
+                                                  size_t row_stride,
+                                                  void *bias,
+                                                  size_t rotation_n,
+                                                  quarot_hadamard_layout layout,
+                                                  const int8_t *signs,
+                                                  double scale,
+                                                  uint32_t flags);
+
+/**
+ * Write the Hadamard rotation R = diag(signs) * M_layout * scale (n x n doubles, row-major)
+ * into `out` (capacity `out_len` doubles, >= n * n). `signs` may be NULL. With layout
+ * QUAROT_LAYOUT_MATMUL_HADU, signs from quarot_random_signs(seed) and scale
+ * quarot_quark_hadamard_scale(n) this is Quark 0.9's `random_hadamard_matrix(n)` after
+ * `torch.manual_seed(seed)`; QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n) is Quark 0.9's
+ * `get_rotation_matrix(n, random=False)`. Thread-safe.
+ *
+ * # Safety
+ * `out` valid for out_len doubles; `signs` NULL or valid for n values.
+ */
+quarot_status quarot_hadamard_matrix(double *out,
+                                     size_t out_len,
+                                     size_t n,
+                                     quarot_hadamard_layout layout,
+                                     const int8_t *signs,
+                                     double scale);
+
+/**
+ * 1 / (double) sqrtf(n): the normalization of Quark's `matmul_hadU` and
+ * `random_hadamard_matrix` (they divide by the float32 square root of n). 0 for n == 0.
+ * Thread-safe.
+ */
+double quarot_quark_hadamard_scale(size_t n);
+
+/**
+ * Write n random signs (+1 / -1) into `out`: s_i = 2 * (MT19937(seed) output i & 1) - 1,
+ * identical on every platform and equal to `torch.manual_seed(seed);
+ * torch.randint(0, 2, (n,)) * 2 - 1` on the CPU (only the low 32 bits of seed are used,
+ * as torch does). n == 0 with NULL is fine. Thread-safe.
+ *
+ * # Safety
+ * `out` valid for n int8_t writes.
+ */
+quarot_status quarot_random_signs(int8_t *out, size_t n, uint64_t seed);
+
+/**
+ * Write a random orthogonal n x n matrix (row-major doubles, Haar-distributed: Householder QR
+ * of a seeded Gaussian matrix with sign-fixed R) into `out` (capacity out_len >= n * n).
+ * Deterministic for a seed. O(n^3) on the calling thread. Thread-safe.
+ *
+ * # Safety
+ * `out` valid for out_len doubles.
+ */
+quarot_status quarot_random_orthogonal(double *out, size_t out_len, size_t n, uint64_t seed);
 
 #ifdef __cplusplus
 }  // extern "C"

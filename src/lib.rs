@@ -15,9 +15,11 @@
 pub mod dispatch;
 pub mod element;
 pub mod error;
+mod gemm;
 pub mod hadamard;
 mod kernel;
 mod parallel;
+pub mod rotate;
 mod simd;
 
 pub mod ffi;

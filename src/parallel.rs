@@ -53,7 +53,7 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn pool() -> Result<Arc<rayon::ThreadPool>, Error> {
+pub(crate) fn pool() -> Result<Arc<rayon::ThreadPool>, Error> {
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = guard.as_ref() {
         return Ok(p.clone());

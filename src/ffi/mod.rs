@@ -71,14 +71,15 @@ const fn to_c(status: Status) -> quarot_status {
     }
 }
 
-/// Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values).
+/// Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values). The values are
+/// ggml's `enum ggml_type` numbers, so a GGML_TYPE_F32/F16/BF16 can be passed as is.
 pub type quarot_dtype = i32;
 /// IEEE binary32 (`float`).
 pub const QUAROT_DTYPE_F32: quarot_dtype = 0;
 /// IEEE binary16 bit patterns (`uint16_t`; ggml's `ggml_fp16_t`, C23 `_Float16`).
 pub const QUAROT_DTYPE_F16: quarot_dtype = 1;
 /// bfloat16 bit patterns (`uint16_t`; the upper 16 bits of a binary32).
-pub const QUAROT_DTYPE_BF16: quarot_dtype = 2;
+pub const QUAROT_DTYPE_BF16: quarot_dtype = 30;
 
 /// Instruction set of the kernels (an int32_t; one of the QUAROT_ISA_* values).
 pub type quarot_isa = i32;
@@ -168,7 +169,7 @@ fn dtype(code: quarot_dtype, what: &str) -> Result<DType, Error> {
     DType::from_code(code).ok_or_else(|| {
         Error::new(
             Status::InvalidDtype,
-            format!("{what} = {code} is not a quarot_dtype (0 = f32, 1 = f16, 2 = bf16)"),
+            format!("{what} = {code} is not a quarot_dtype (0 = f32, 1 = f16, 30 = bf16)"),
         )
     })
 }
@@ -585,5 +586,431 @@ pub extern "C" fn quarot_isa_available(isa: quarot_isa) -> i32 {
 pub extern "C" fn quarot_isa_name(isa: quarot_isa) -> *const c_char {
     guard_value(c"unknown".as_ptr(), || {
         Isa::from_code(isa).map_or(c"unknown".as_ptr(), |i| i.name_c().as_ptr())
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Weight rotation
+// ---------------------------------------------------------------------------------------
+
+/// Flag for the weight-rotation functions: accumulate the dense product in float (the
+/// rotation and the weights rounded to float first) instead of double. About twice as fast;
+/// results are then no longer bit-identical to Quark (errors of a few float ulps). The
+/// Hadamard functions always compute in double and reject this flag.
+pub const QUAROT_FLAG_F32_ACCUMULATE: u32 = 8;
+
+/// Layout of a Hadamard rotation matrix R of size n = K * 2^m (an int32_t; one of the
+/// QUAROT_LAYOUT_* values).
+pub type quarot_hadamard_layout = i32;
+/// R = kron(H_K, H_{2^m})^T * scale: Quark <= 0.10 `matmul_hadU` (x * R == matmul_hadU(x))
+/// and Quark <= 0.10 `random_hadamard_matrix` (with signs, scale quarot_quark_hadamard_scale).
+pub const QUAROT_LAYOUT_MATMUL_HADU: quarot_hadamard_layout = 0;
+/// R = kron(H_K, H_{2^m}) * scale: Quark >= 0.11 `matmul_hadU` / `random_hadamard_matrix`
+/// (scale quarot_quark_hadamard_scale) and Quark >= 0.11 `get_rotation_matrix(n,
+/// random=False)` (scale 1/sqrt(n)).
+pub const QUAROT_LAYOUT_MATMUL_HADU_T: quarot_hadamard_layout = 1;
+/// R = kron(H_{2^m}, H_K) * scale: Quark <= 0.10 `get_rotation_matrix(n, random=False)`
+/// (scale 1/sqrt(n)).
+pub const QUAROT_LAYOUT_KRON_POW2_K: quarot_hadamard_layout = 2;
+
+const _: () = {
+    assert!(QUAROT_FLAG_F32_ACCUMULATE == crate::rotate::ROTATE_FLAG_F32_ACCUMULATE);
+    assert!(QUAROT_LAYOUT_MATMUL_HADU == HadamardLayout::MatmulHadU as i32);
+    assert!(QUAROT_LAYOUT_MATMUL_HADU_T == HadamardLayout::MatmulHadUTransposed as i32);
+    assert!(QUAROT_LAYOUT_KRON_POW2_K == HadamardLayout::KronPow2K as i32);
+};
+
+use crate::rotate::{self, HadamardLayout, HadamardRotation, Rotation};
+
+/// Validate and run a weight rotation through the raw pointers of the C contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rotate_c(
+    channels_out: bool,
+    weight: *mut c_void,
+    dtype_code: quarot_dtype,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    bias: *mut c_void,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    let dt = dtype(dtype_code, "dtype")?;
+    let channels = if channels_out {
+        rotate::Channels::Out
+    } else {
+        rotate::Channels::In
+    };
+    rotate::validate(
+        channels,
+        out_features,
+        in_features,
+        row_stride,
+        rotation,
+        flags,
+    )?;
+    if out_features == 0 || in_features == 0 {
+        return Ok(());
+    }
+    if weight.is_null() {
+        return Err(null("weight"));
+    }
+    if !bias.is_null() {
+        let w0 = weight as usize;
+        let w1 = w0 + ((out_features - 1) * row_stride + in_features) * dt.size();
+        let (b0, b1) = (bias as usize, bias as usize + out_features * dt.size());
+        if b0 < w1 && w0 < b1 {
+            return Err(Error::new(Status::Overlap, "bias overlaps the weight"));
+        }
+    }
+    macro_rules! go {
+        ($t:ty) => {
+            // SAFETY: validated; pointer validity is the caller's C contract.
+            unsafe {
+                rotate::rotate_raw::<$t>(
+                    channels_out,
+                    weight.cast(),
+                    out_features,
+                    in_features,
+                    row_stride,
+                    bias.cast(),
+                    rotation,
+                    flags,
+                )
+            }
+        };
+    }
+    match dt {
+        DType::F32 => go!(f32),
+        DType::F16 => go!(f16),
+        DType::Bf16 => go!(bf16),
+    }
+}
+
+/// The dense rotation of the C contract as a slice (NULL and size checked).
+unsafe fn dense_rotation<'a>(
+    rotation: *const f64,
+    rotation_n: usize,
+) -> Result<Rotation<'a>, Error> {
+    if rotation.is_null() {
+        return Err(null("rotation"));
+    }
+    let len = rotation_n
+        .checked_mul(rotation_n)
+        .filter(|l| l.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or_else(|| {
+            Error::new(
+                Status::SizeOverflow,
+                format!("rotation_n = {rotation_n} squared overflows"),
+            )
+        })?;
+    Ok(Rotation::Dense {
+        // SAFETY: the caller's contract: rotation_n * rotation_n readable doubles.
+        matrix: unsafe { std::slice::from_raw_parts(rotation, len) },
+        n: rotation_n,
+    })
+}
+
+/// The Hadamard rotation of the C contract (signs may be NULL).
+unsafe fn hadamard_rotation<'a>(
+    rotation_n: usize,
+    layout: quarot_hadamard_layout,
+    signs: *const i8,
+    scale: f64,
+) -> Result<Rotation<'a>, Error> {
+    let layout = HadamardLayout::from_code(layout).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArgument,
+            format!("layout = {layout} is not a QUAROT_LAYOUT_* value (0, 1, 2)"),
+        )
+    })?;
+    let signs = if signs.is_null() {
+        None
+    } else {
+        // SAFETY: the caller's contract: rotation_n readable int8_t.
+        Some(unsafe { std::slice::from_raw_parts(signs, rotation_n) })
+    };
+    Ok(Rotation::Hadamard(HadamardRotation {
+        n: rotation_n,
+        layout,
+        signs,
+        scale,
+    }))
+}
+
+/// Rotate the input channels of a weight in place (Quark's `rotate_in_channels2`).
+///
+/// W is out_features x in_features, row-major, rows `row_stride` elements apart (>= in_features),
+/// of element type `dtype`. `rotation` is R, rotation_n x rotation_n doubles, row-major;
+/// rotation_n must divide in_features, and each block of rotation_n consecutive columns
+/// becomes W[:, block] * R (rotation_n == in_features: the plain R1 case; rotation_n ==
+/// head_dim on o_proj: R2).
+///
+/// Exactness: the default mode computes each result as a double-precision sum and rounds it
+/// once to `dtype` (round to nearest even), as Quark does in float64 (Quark then rounds
+/// f16/bf16 twice, through float32; results can differ from Quark by one ulp there).
+/// `flags`: QUAROT_FLAG_PARALLEL (use libquarot's worker pool) and QUAROT_FLAG_F32_ACCUMULATE.
+///
+/// Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W.
+/// On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
+/// matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
+/// QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing
+/// in_features, non-finite entries of R), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY.
+/// Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
+///
+/// # Safety
+/// `weight` must be valid for the described matrix; `rotation` for rotation_n^2 doubles.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_rotate_in_channels(
+    weight: *mut c_void,
+    dtype: quarot_dtype,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    rotation: *const f64,
+    rotation_n: usize,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe {
+        let rot = dense_rotation(rotation, rotation_n)?;
+        rotate_c(
+            false,
+            weight,
+            dtype,
+            out_features,
+            in_features,
+            row_stride,
+            std::ptr::null_mut(),
+            &rot,
+            flags,
+        )
+    })
+}
+
+/// Rotate the output channels of a weight (and its bias) in place (Quark's
+/// `rotate_out_channels2`).
+///
+/// W as for quarot_rotate_in_channels; rotation_n must divide out_features, and each block
+/// of rotation_n consecutive rows becomes R^T * W[block, :]; if `bias` (out_features
+/// elements of `dtype`) is not NULL, bias[block] becomes R^T * bias[block]. rotation_n ==
+/// head_dim on v_proj is R2 (with GQA, v_proj has n_kv_heads * head_dim rows).
+/// Everything else as quarot_rotate_in_channels; a bias overlapping the weight is
+/// QUAROT_ERR_OVERLAP.
+///
+/// # Safety
+/// As quarot_rotate_in_channels; `bias`, if not NULL, valid for out_features elements.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_rotate_out_channels(
+    weight: *mut c_void,
+    dtype: quarot_dtype,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    bias: *mut c_void,
+    rotation: *const f64,
+    rotation_n: usize,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe {
+        let rot = dense_rotation(rotation, rotation_n)?;
+        rotate_c(
+            true,
+            weight,
+            dtype,
+            out_features,
+            in_features,
+            row_stride,
+            bias,
+            &rot,
+            flags,
+        )
+    })
+}
+
+/// quarot_rotate_in_channels with the Hadamard rotation R = diag(signs) * M_layout * scale
+/// of size rotation_n (a supported width, see quarot_hadamard_size_supported), applied with
+/// the fast transform in double precision: O(n log n + n K) per row instead of O(n^2), and
+/// R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none.
+/// Examples: Quark <= 0.10 `get_rotation_matrix(n, random=False)` is layout
+/// QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n); `random_hadamard_matrix(n)` (Quark <= 0.10)
+/// is QUAROT_LAYOUT_MATMUL_HADU with signs from quarot_random_signs and scale
+/// quarot_quark_hadamard_scale(n). `flags`: QUAROT_FLAG_PARALLEL only.
+///
+/// # Safety
+/// `weight` as for quarot_rotate_in_channels; `signs` NULL or valid for rotation_n values.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_rotate_in_channels_hadamard(
+    weight: *mut c_void,
+    dtype: quarot_dtype,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    rotation_n: usize,
+    layout: quarot_hadamard_layout,
+    signs: *const i8,
+    scale: f64,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe {
+        reject_f32_accumulate(flags)?;
+        let rot = hadamard_rotation(rotation_n, layout, signs, scale)?;
+        rotate_c(
+            false,
+            weight,
+            dtype,
+            out_features,
+            in_features,
+            row_stride,
+            std::ptr::null_mut(),
+            &rot,
+            flags,
+        )
+    })
+}
+
+/// quarot_rotate_out_channels with a Hadamard rotation (see
+/// quarot_rotate_in_channels_hadamard).
+///
+/// # Safety
+/// As quarot_rotate_out_channels; `signs` NULL or valid for rotation_n values.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_rotate_out_channels_hadamard(
+    weight: *mut c_void,
+    dtype: quarot_dtype,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    bias: *mut c_void,
+    rotation_n: usize,
+    layout: quarot_hadamard_layout,
+    signs: *const i8,
+    scale: f64,
+    flags: u32,
+) -> quarot_status {
+    guard(|| unsafe {
+        reject_f32_accumulate(flags)?;
+        let rot = hadamard_rotation(rotation_n, layout, signs, scale)?;
+        rotate_c(
+            true,
+            weight,
+            dtype,
+            out_features,
+            in_features,
+            row_stride,
+            bias,
+            &rot,
+            flags,
+        )
+    })
+}
+
+fn reject_f32_accumulate(flags: u32) -> Result<(), Error> {
+    if flags & QUAROT_FLAG_F32_ACCUMULATE != 0 {
+        return Err(Error::new(
+            Status::InvalidFlags,
+            "QUAROT_FLAG_F32_ACCUMULATE applies to dense rotations only; the Hadamard path is always double",
+        ));
+    }
+    Ok(())
+}
+
+/// Write the Hadamard rotation R = diag(signs) * M_layout * scale (n x n doubles, row-major)
+/// into `out` (capacity `out_len` doubles, >= n * n). `signs` may be NULL. With layout
+/// QUAROT_LAYOUT_MATMUL_HADU, signs from quarot_random_signs(seed) and scale
+/// quarot_quark_hadamard_scale(n) this is Quark 0.9's `random_hadamard_matrix(n)` after
+/// `torch.manual_seed(seed)`; QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n) is Quark 0.9's
+/// `get_rotation_matrix(n, random=False)`. Thread-safe.
+///
+/// # Safety
+/// `out` valid for out_len doubles; `signs` NULL or valid for n values.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_hadamard_matrix(
+    out: *mut f64,
+    out_len: usize,
+    n: usize,
+    layout: quarot_hadamard_layout,
+    signs: *const i8,
+    scale: f64,
+) -> quarot_status {
+    guard(|| unsafe {
+        let rot = hadamard_rotation(n, layout, signs, scale)?;
+        let Rotation::Hadamard(h) = rot else {
+            unreachable!()
+        };
+        let need = n.checked_mul(n).ok_or_else(|| {
+            Error::new(Status::SizeOverflow, format!("n = {n} squared overflows"))
+        })?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        if out_len < need {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("out_len = {out_len} is less than n * n = {need}"),
+            ));
+        }
+        rotate::matrices::hadamard_matrix(std::slice::from_raw_parts_mut(out, need), &h)
+    })
+}
+
+/// 1 / (double) sqrtf(n): the normalization of Quark's `matmul_hadU` and
+/// `random_hadamard_matrix` (they divide by the float32 square root of n). 0 for n == 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_quark_hadamard_scale(n: usize) -> f64 {
+    guard_value(0.0, || {
+        if n == 0 {
+            0.0
+        } else {
+            rotate::quark_hadamard_scale(n)
+        }
+    })
+}
+
+/// Write n random signs (+1 / -1) into `out`: s_i = 2 * (MT19937(seed) output i & 1) - 1,
+/// identical on every platform and equal to `torch.manual_seed(seed);
+/// torch.randint(0, 2, (n,)) * 2 - 1` on the CPU (only the low 32 bits of seed are used,
+/// as torch does). n == 0 with NULL is fine. Thread-safe.
+///
+/// # Safety
+/// `out` valid for n int8_t writes.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_random_signs(out: *mut i8, n: usize, seed: u64) -> quarot_status {
+    guard(|| {
+        if n == 0 {
+            return Ok(());
+        }
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: caller contract.
+        rotate::matrices::random_signs(unsafe { std::slice::from_raw_parts_mut(out, n) }, seed);
+        Ok(())
+    })
+}
+
+/// Write a random orthogonal n x n matrix (row-major doubles, Haar-distributed: Householder QR
+/// of a seeded Gaussian matrix with sign-fixed R) into `out` (capacity out_len >= n * n).
+/// Deterministic for a seed. O(n^3) on the calling thread. Thread-safe.
+///
+/// # Safety
+/// `out` valid for out_len doubles.
+#[no_mangle]
+pub unsafe extern "C" fn quarot_random_orthogonal(
+    out: *mut f64,
+    out_len: usize,
+    n: usize,
+    seed: u64,
+) -> quarot_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: caller contract.
+        rotate::matrices::random_orthogonal(
+            unsafe { std::slice::from_raw_parts_mut(out, out_len) },
+            n,
+            seed,
+        )
     })
 }

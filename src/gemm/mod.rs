@@ -1,0 +1,483 @@
+//! Dense matrix product C = A * B in f32 or f64 for the weight rotations (W * R), written
+//! GotoBLAS / BLIS style: B is packed once into KC x NR micro-panels ([`PackedB`]), A is
+//! packed per cache block into MR x KC micro-panels ([`Workspace`]), and register-blocked
+//! micro-kernels (AVX-512, AVX2 + FMA, portable scalar; chosen by the caller's [`Isa`]) do
+//! the arithmetic with fused multiply-adds in the element type itself.
+//!
+//! Each call is single-threaded; a caller parallelizes by giving each thread its own row
+//! panel of A and C, one shared `PackedB` (it is `Sync`) and its own `Workspace`.
+//!
+//! Every element of C is `sum over p = 0..k-1, in that order, of fma steps`, restarted
+//! (one add of the partial sums) at each depth block boundary; the result is accurate to
+//! about k * eps * sum |a||b| (eps of F), like any BLAS.
+
+// The module is used by the rotation code and by benches/gemm.rs (which includes this source
+// directly, as the items are crate-private); not every item is reached from every crate.
+#![allow(dead_code)]
+
+mod kernel;
+mod simd;
+
+use crate::dispatch::{check_available, Isa};
+use crate::error::{Error, Status};
+use kernel::Job;
+#[cfg(target_arch = "x86_64")]
+use simd::{Avx2, Avx512};
+use simd::{Lanes, Scalar};
+
+/// An element type of the product: f32 or f64.
+pub(crate) trait Real: Copy + Send + Sync + 'static + sealed::Sealed {
+    /// 0.0
+    const ZERO: Self;
+    /// The nearest value of this type (round to nearest even).
+    fn from_f64(x: f64) -> Self;
+    /// The exact value as f64.
+    fn to_f64(self) -> f64;
+}
+
+pub(crate) mod sealed {
+    use super::kernel::Job;
+    use super::Blocking;
+    use crate::dispatch::Isa;
+
+    /// What the element types must provide internally (not implementable elsewhere).
+    pub(crate) trait Sealed: Sized {
+        fn add(self, b: Self) -> Self;
+        /// `self * a + b` with one rounding.
+        fn mul_add(self, a: Self, b: Self) -> Self;
+        /// Register tile and cache blocks of this type's kernels for `isa`.
+        fn blocking(isa: Isa) -> Blocking;
+        /// Run `job` with this type's kernels for `isa`.
+        ///
+        /// # Safety
+        /// `isa` must be available; `job` must satisfy `kernel::run`'s contract for
+        /// `Self::blocking(isa)` (with the job's own kc, mc, nc).
+        unsafe fn run(isa: Isa, job: &Job<Self>);
+    }
+}
+
+/// Register tile and cache blocking of one (instruction set, element type) pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// Rows of the register tile (rows of an A micro-panel).
+    pub mr: usize,
+    /// Columns of the register tile (columns of a B micro-panel).
+    pub nr: usize,
+    /// Depth of a cache block: B micro-panels are KC x NR (L1), fixed when B is packed.
+    pub kc: usize,
+    /// Rows of an A cache block (MC x KC, L2); a multiple of `mr`.
+    pub mc: usize,
+    /// Columns of a B cache block (KC x NC, L3); a multiple of `nr`.
+    pub nc: usize,
+}
+
+/// A register tile of `mr` rows by `nv` vectors, and the cache blocks, as constants.
+struct Shape {
+    mr: usize,
+    nv: usize,
+    kc: usize,
+    mc: usize,
+    nc: usize,
+}
+
+impl Shape {
+    const fn blocking(&self, lanes: usize) -> Blocking {
+        Blocking {
+            mr: self.mr,
+            nr: self.nv * lanes,
+            kc: self.kc,
+            mc: self.mc,
+            nc: self.nc,
+        }
+    }
+}
+
+// Blocking per (instruction set, type). See the notes in the module's README section of
+// the report: B micro-panels KC x NR stay in L1 (48 KiB), A blocks MC x KC in L2 (2 MiB).
+const F32_AVX512: Shape = Shape {
+    mr: 14,
+    nv: 2,
+    kc: 256,
+    mc: 504,
+    nc: 8192,
+};
+const F64_AVX512: Shape = Shape {
+    mr: 14,
+    nv: 2,
+    kc: 192,
+    mc: 504,
+    nc: 8192,
+};
+const F32_AVX2: Shape = Shape {
+    mr: 6,
+    nv: 2,
+    kc: 256,
+    mc: 144,
+    nc: 8192,
+};
+const F64_AVX2: Shape = Shape {
+    mr: 6,
+    nv: 2,
+    kc: 256,
+    mc: 72,
+    nc: 8192,
+};
+const F32_SCALAR: Shape = Shape {
+    mr: 4,
+    nv: 4,
+    kc: 256,
+    mc: 64,
+    nc: 8192,
+};
+const F64_SCALAR: Shape = Shape {
+    mr: 4,
+    nv: 4,
+    kc: 256,
+    mc: 64,
+    nc: 8192,
+};
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn run_avx512<F: Real, const MR: usize, const NV: usize>(job: &Job<F>)
+where
+    Avx512: Lanes<F>,
+{
+    // SAFETY: forwarded; the caller checked that AVX-512 is available.
+    unsafe { kernel::run::<F, Avx512, MR, NV>(job) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2<F: Real, const MR: usize, const NV: usize>(job: &Job<F>)
+where
+    Avx2: Lanes<F>,
+{
+    // SAFETY: forwarded; the caller checked that AVX2 + FMA are available.
+    unsafe { kernel::run::<F, Avx2, MR, NV>(job) }
+}
+
+unsafe fn run_scalar<F: Real, const MR: usize, const NV: usize>(job: &Job<F>) {
+    // SAFETY: forwarded.
+    unsafe { kernel::run::<F, Scalar, MR, NV>(job) }
+}
+
+macro_rules! real_impl {
+    ($t:ty, $avx512:ident, $avx2:ident, $scalar:ident, $l512:expr, $l256:expr) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+
+        impl sealed::Sealed for $t {
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                self + b
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
+            }
+            fn blocking(isa: Isa) -> Blocking {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => $avx512.blocking($l512),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => $avx2.blocking($l256),
+                    _ => $scalar.blocking(1),
+                }
+            }
+            unsafe fn run(isa: Isa, job: &Job<Self>) {
+                // SAFETY: forwarded; each entry point is only called for an instruction set
+                // the caller found on this CPU, with the tile `blocking(isa)` describes.
+                unsafe {
+                    match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx512 => run_avx512::<$t, { $avx512.mr }, { $avx512.nv }>(job),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => run_avx2::<$t, { $avx2.mr }, { $avx2.nv }>(job),
+                        _ => run_scalar::<$t, { $scalar.mr }, { $scalar.nv }>(job),
+                    }
+                }
+            }
+        }
+    };
+}
+
+real_impl!(f32, F32_AVX512, F32_AVX2, F32_SCALAR, 16, 8);
+real_impl!(f64, F64_AVX512, F64_AVX2, F64_SCALAR, 8, 4);
+
+fn out_of_memory(what: &str, len: usize, elem: usize) -> Error {
+    Error {
+        status: Status::OutOfMemory,
+        message: format!("could not allocate {what} ({len} values of {elem} bytes)"),
+    }
+}
+
+/// A heap buffer whose usable part starts on a 64-byte boundary.
+struct AlignedBuf<F> {
+    v: Vec<F>,
+    off: usize,
+    len: usize,
+}
+
+impl<F: Real> AlignedBuf<F> {
+    const fn new() -> Self {
+        AlignedBuf {
+            v: Vec::new(),
+            off: 0,
+            len: 0,
+        }
+    }
+
+    /// `len` zeros, or `OutOfMemory` (never an abort).
+    fn zeroed(len: usize, what: &str) -> Result<Self, Error> {
+        let size = std::mem::size_of::<F>();
+        let slack = 64 / size;
+        let err = || out_of_memory(what, len, size);
+        let total = len.checked_add(slack).ok_or_else(err)?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(total).map_err(|_| err())?;
+        v.resize(total, F::ZERO);
+        let off = (64 - v.as_ptr() as usize % 64) % 64 / size;
+        Ok(AlignedBuf { v, off, len })
+    }
+
+    fn as_slice(&self) -> &[F] {
+        &self.v[self.off..self.off + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [F] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
+/// B (k x n) packed for the micro-kernels of `isa`; read-only after creation, shareable
+/// across threads (Sync).
+///
+/// Layout: depth blocks of `kc` rows (the last may be shorter); block starting at row `pc`
+/// begins at `pc * n_pad` (n_pad = n rounded up to NR) and holds ceil(n / NR) micro-panels
+/// of `kc_block x NR` values, row by row; columns past n are zero.
+pub(crate) struct PackedB<F: Real> {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    kc: usize,
+    nr: usize,
+    data: AlignedBuf<F>,
+}
+
+impl<F: Real> PackedB<F> {
+    /// Pack B[i][j] = b[i * rs + j * cs] from an f64 source (converted to F).
+    /// Allocation failure -> Err(OutOfMemory); an `isa` this CPU lacks -> Err(IsaUnavailable).
+    pub(crate) fn new(
+        isa: Isa,
+        k: usize,
+        n: usize,
+        b: &[f64],
+        rs: usize,
+        cs: usize,
+    ) -> Result<Self, Error> {
+        Self::with_kc(isa, k, n, b, rs, cs, F::blocking(isa).kc)
+    }
+
+    pub(crate) fn with_kc(
+        isa: Isa,
+        k: usize,
+        n: usize,
+        b: &[f64],
+        rs: usize,
+        cs: usize,
+        kc: usize,
+    ) -> Result<Self, Error> {
+        check_available(isa)?;
+        assert!(kc > 0);
+        let nr = F::blocking(isa).nr;
+        let n_pad = n.div_ceil(nr) * nr;
+        let len = k.checked_mul(n_pad).ok_or_else(|| Error {
+            status: Status::SizeOverflow,
+            message: format!("packed B of {k} x {n} values overflows usize"),
+        })?;
+        if k > 0 && n > 0 {
+            // The largest index read; also rules out overflow in the loop below.
+            let last = (k - 1)
+                .checked_mul(rs)
+                .and_then(|x| (n - 1).checked_mul(cs).and_then(|y| x.checked_add(y)));
+            assert!(
+                last.is_some_and(|l| l < b.len()),
+                "B ({k} x {n}, rs {rs}, cs {cs}) does not fit in {} values",
+                b.len()
+            );
+        }
+        let mut data = AlignedBuf::zeroed(len, "packed B")?;
+        let out = data.as_mut_slice();
+        let mut pc = 0;
+        while pc < k {
+            let kcb = kc.min(k - pc);
+            let block = &mut out[pc * n_pad..(pc + kcb) * n_pad];
+            for (jp, panel) in block.chunks_exact_mut(kcb * nr).enumerate() {
+                let j0 = jp * nr;
+                let cols = nr.min(n - j0);
+                for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+                    let src = (pc + p) * rs + j0 * cs;
+                    for (j, x) in row[..cols].iter_mut().enumerate() {
+                        *x = F::from_f64(b[src + j * cs]);
+                    }
+                }
+            }
+            pc += kcb;
+        }
+        Ok(PackedB {
+            isa,
+            k,
+            n,
+            kc,
+            nr,
+            data,
+        })
+    }
+
+    /// Rows of B (the depth of the product).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B (and of C).
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The instruction set the panels were packed for.
+    pub(crate) fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
+/// Reusable scratch for packing A (so a caller looping over row panels allocates once).
+pub(crate) struct Workspace<F: Real> {
+    apack: AlignedBuf<F>,
+}
+
+impl<F: Real> Default for Workspace<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Real> Workspace<F> {
+    /// An empty workspace; it grows on first use.
+    pub(crate) fn new() -> Self {
+        Workspace {
+            apack: AlignedBuf::new(),
+        }
+    }
+
+    /// At least `len` values of packing room, 64-byte aligned.
+    fn reserve(&mut self, len: usize) -> Result<*mut F, Error> {
+        if self.apack.len < len {
+            self.apack = AlignedBuf::new(); // free the old block first
+            self.apack = AlignedBuf::zeroed(len, "the A packing workspace")?;
+        }
+        Ok(self.apack.as_mut_slice().as_mut_ptr())
+    }
+}
+
+/// C (m x n, row-major with leading dimension ldc) = A (m x k, row-major, lda) * B.
+/// Overwrites C (beta = 0); elements of C outside the m x n block are not touched.
+/// Single-threaded, no allocation once `ws` has grown.
+///
+/// Panics if `isa` is not the one `b` was packed for, or if A or C is too short for the
+/// given sizes (the caller checks sizes; these asserts only keep memory safe).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<F: Real>(
+    isa: Isa,
+    m: usize,
+    a: &[F],
+    lda: usize,
+    b: &PackedB<F>,
+    c: &mut [F],
+    ldc: usize,
+    ws: &mut Workspace<F>,
+) -> Result<(), Error> {
+    let mut blk = F::blocking(isa);
+    blk.kc = b.kc;
+    gemm_blocked(isa, m, a, lda, b, c, ldc, ws, blk)
+}
+
+/// `gemm` with explicit cache blocks (tests use small ones to reach every loop edge).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_blocked<F: Real>(
+    isa: Isa,
+    m: usize,
+    a: &[F],
+    lda: usize,
+    b: &PackedB<F>,
+    c: &mut [F],
+    ldc: usize,
+    ws: &mut Workspace<F>,
+    blk: Blocking,
+) -> Result<(), Error> {
+    assert_eq!(isa, b.isa, "B was packed for another instruction set");
+    let (k, n) = (b.k, b.n);
+    debug_assert_eq!(blk.kc, b.kc);
+    debug_assert_eq!(blk.nr, b.nr);
+    debug_assert!(blk.mc > 0 && blk.mc.is_multiple_of(blk.mr));
+    debug_assert!(blk.nc > 0 && blk.nc.is_multiple_of(blk.nr));
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let fits = |len: usize, ld: usize, cols: usize| {
+        ld >= cols
+            && (m - 1)
+                .checked_mul(ld)
+                .and_then(|x| x.checked_add(cols))
+                .is_some_and(|need| need <= len)
+    };
+    assert!(
+        fits(c.len(), ldc, n),
+        "C ({m} x {n}, ldc {ldc}) does not fit in {} values",
+        c.len()
+    );
+    if k == 0 {
+        for row in c.chunks_mut(ldc).take(m) {
+            row[..n].fill(F::ZERO);
+        }
+        return Ok(());
+    }
+    assert!(
+        fits(a.len(), lda, k),
+        "A ({m} x {k}, lda {lda}) does not fit in {} values",
+        a.len()
+    );
+    let kc = blk.kc.min(k);
+    let mc = blk.mc.min(m.div_ceil(blk.mr) * blk.mr);
+    let apack = ws.reserve(mc * kc)?;
+    let job = Job {
+        m,
+        n,
+        k,
+        a: a.as_ptr(),
+        lda,
+        b: b.data.as_slice().as_ptr(),
+        c: c.as_mut_ptr(),
+        ldc,
+        apack,
+        kc: blk.kc,
+        mc: blk.mc,
+        nc: blk.nc,
+    };
+    // SAFETY: `b` exists, so `isa` passed `check_available`; the asserts above keep every
+    // access of the kernels inside a, c and b's data; apack has room for an mc x kc block.
+    unsafe { F::run(isa, &job) };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,687 @@
+//! Weight rotation: Quark's `rotate_in_channels2` / `rotate_out_channels2`
+//! (`multiply_with_reshape`), blockwise, in place, for f32 / f16 / bf16 weights.
+//!
+//! W is out_features x in_features, row-major, rows `row_stride` elements apart.
+//! - in-channels, rotation R of size r (r divides in_features): every block of r
+//!   consecutive columns becomes W[:, block] * R;
+//! - out-channels (r divides out_features): every block of r rows becomes R^T * W[block, :],
+//!   and bias[block] becomes R^T * bias[block].
+//!
+//! Both are "x -> x * R" on a set of logical rows of length r (for out-channels a logical
+//! row is one column of a block, or a block of the bias), so one engine serves both:
+//! logical rows are gathered a panel at a time into a contiguous buffer, multiplied, and
+//! rounded once back into place. Extra memory is O(panel) plus, for a dense R, one packed
+//! copy of R; never a copy of W.
+
+pub mod hadamard64;
+pub mod matrices;
+
+pub use hadamard64::{quark_hadamard_scale, HadamardLayout, HadamardRotation};
+
+use crate::dispatch::{self, Isa};
+use crate::element::Element;
+use crate::error::{Error, Status};
+use crate::gemm::{self, PackedB, Real, Workspace};
+use crate::hadamard::{hadamard_k, HadamardPlan, FLAG_PARALLEL};
+use crate::parallel;
+
+/// Accumulate the dense product in f32 (R and the weights rounded to f32 first) instead
+/// of f64: about twice as fast, and no longer bit-identical to Quark. The Hadamard path
+/// always computes in f64.
+pub const ROTATE_FLAG_F32_ACCUMULATE: u32 = 8;
+/// Flags the rotation functions accept: [`FLAG_PARALLEL`] (use libquarot's worker pool)
+/// and [`ROTATE_FLAG_F32_ACCUMULATE`].
+pub const ROTATE_KNOWN_FLAGS: u32 = FLAG_PARALLEL | ROTATE_FLAG_F32_ACCUMULATE;
+
+/// Logical rows per panel of the dense path: big enough to amortize packing the
+/// panel, small enough that A and C panels stay a few MiB.
+const PANEL_ROWS: usize = 192;
+
+/// The rotation R (r x r) applied to each block.
+#[derive(Clone, Copy, Debug)]
+pub enum Rotation<'a> {
+    /// A dense row-major r x r matrix of f64 (as Quark requires), `matrix.len() == r * r`.
+    Dense {
+        /// Row-major entries.
+        matrix: &'a [f64],
+        /// r.
+        n: usize,
+    },
+    /// A Hadamard rotation, applied with the fast transform without forming R.
+    Hadamard(HadamardRotation<'a>),
+}
+
+impl Rotation<'_> {
+    /// r.
+    pub fn n(&self) -> usize {
+        match self {
+            Rotation::Dense { n, .. } => *n,
+            Rotation::Hadamard(h) => h.n,
+        }
+    }
+}
+
+/// Which side of W is rotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Channels {
+    In,
+    Out,
+}
+
+/// The logical rows x (length r) that become x * R, as (buffer, offset, step) triples.
+#[derive(Clone, Copy, Debug)]
+struct RowSet {
+    channels: Channels,
+    r: usize,
+    in_features: usize,
+    row_stride: usize,
+    weight_rows: usize,
+    bias_rows: usize,
+}
+
+impl RowSet {
+    fn new(
+        channels: Channels,
+        r: usize,
+        out_features: usize,
+        in_features: usize,
+        row_stride: usize,
+        bias: bool,
+    ) -> RowSet {
+        let (weight_rows, bias_rows) = match channels {
+            Channels::In => (out_features * (in_features / r), 0),
+            Channels::Out => (
+                (out_features / r) * in_features,
+                if bias { out_features / r } else { 0 },
+            ),
+        };
+        RowSet {
+            channels,
+            r,
+            in_features,
+            row_stride,
+            weight_rows,
+            bias_rows,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.weight_rows + self.bias_rows
+    }
+
+    /// (in the bias?, offset of the first element, step between elements) of row `t`.
+    #[inline]
+    fn row(&self, t: usize) -> (bool, usize, usize) {
+        match self.channels {
+            Channels::In => {
+                let per_row = self.in_features / self.r;
+                let (i, j) = (t / per_row, t % per_row);
+                (false, i * self.row_stride + j * self.r, 1)
+            }
+            Channels::Out if t < self.weight_rows => {
+                let (j, c) = (t / self.in_features, t % self.in_features);
+                (false, j * self.r * self.row_stride + c, self.row_stride)
+            }
+            Channels::Out => (true, (t - self.weight_rows) * self.r, 1),
+        }
+    }
+}
+
+/// Raw pointers to the weight and bias, shared by the worker threads; each logical row is
+/// touched by exactly one of them.
+struct Target<T> {
+    weight: *mut T,
+    bias: *mut T,
+}
+impl<T> Clone for Target<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Target<T> {}
+// SAFETY: workers write disjoint logical rows (disjoint elements) of buffers the caller
+// lent exclusively for the call.
+unsafe impl<T> Send for Target<T> {}
+unsafe impl<T> Sync for Target<T> {}
+
+impl<T: Element> Target<T> {
+    /// Copy logical row `t` into `out` (length r), widened.
+    ///
+    /// # Safety
+    /// The row set must describe valid memory of this target.
+    #[inline]
+    unsafe fn gather<F: Real>(&self, rows: &RowSet, t: usize, out: &mut [F]) {
+        let (in_bias, off, step) = rows.row(t);
+        let base = if in_bias { self.bias } else { self.weight };
+        for (k, o) in out.iter_mut().enumerate() {
+            // SAFETY: forwarded.
+            *o = F::from_f64(f64::from(unsafe { *base.add(off + k * step) }.to_f32()));
+        }
+    }
+
+    /// Round `x` (length r) once to T and store it as logical row `t`.
+    ///
+    /// # Safety
+    /// As `gather`.
+    #[inline]
+    unsafe fn scatter<F: Real>(&self, rows: &RowSet, t: usize, x: &[F]) {
+        let (in_bias, off, step) = rows.row(t);
+        let base = if in_bias { self.bias } else { self.weight };
+        for (k, v) in x.iter().enumerate() {
+            // SAFETY: forwarded.
+            unsafe { *base.add(off + k * step) = T::from_f64(v.to_f64()) };
+        }
+    }
+}
+
+fn err(status: Status, message: String) -> Error {
+    Error::new(status, message)
+}
+
+/// Divisors of `dim` nearest to `r`, for error messages.
+fn nearest_divisors(dim: usize, r: usize) -> String {
+    let below = (1..=r.min(dim)).rev().find(|d| dim.is_multiple_of(*d));
+    let above = (r.max(1)..=dim).find(|d| dim.is_multiple_of(*d));
+    match (below, above) {
+        (Some(b), Some(a)) if a != b => format!("{b} or {a}"),
+        (Some(b), _) => b.to_string(),
+        (None, Some(a)) => a.to_string(),
+        (None, None) => "none".to_string(),
+    }
+}
+
+/// Everything checked before any element is written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn validate(
+    channels: Channels,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    if flags & !ROTATE_KNOWN_FLAGS != 0 {
+        return Err(err(
+            Status::InvalidFlags,
+            format!(
+                "flags = {flags:#x} has bits {:#x} that weight rotation does not know (known: {ROTATE_KNOWN_FLAGS:#x})",
+                flags & !ROTATE_KNOWN_FLAGS
+            ),
+        ));
+    }
+    if row_stride < in_features {
+        return Err(err(
+            Status::InvalidStride,
+            format!("row_stride = {row_stride} is smaller than in_features = {in_features}"),
+        ));
+    }
+    let r = rotation.n();
+    let (dim_name, dim) = match channels {
+        Channels::In => ("in_features", in_features),
+        Channels::Out => ("out_features", out_features),
+    };
+    if r == 0 {
+        return Err(err(Status::InvalidArgument, "rotation_n = 0".to_string()));
+    }
+    if !dim.is_multiple_of(r) {
+        return Err(err(
+            Status::InvalidArgument,
+            format!(
+                "rotation_n = {r} does not divide {dim_name} = {dim}; divisors of {dim_name} nearest to it: {}",
+                nearest_divisors(dim, r)
+            ),
+        ));
+    }
+    if out_features > 0 {
+        (out_features - 1)
+            .checked_mul(row_stride)
+            .and_then(|x| x.checked_add(in_features))
+            .filter(|&x| x.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize))
+            .ok_or_else(|| {
+                err(
+                    Status::SizeOverflow,
+                    format!("out_features = {out_features} with row_stride = {row_stride} overflows the address space"),
+                )
+            })?;
+    }
+    match rotation {
+        Rotation::Dense { matrix, n } => {
+            let need = n.checked_mul(*n).ok_or_else(|| {
+                err(
+                    Status::SizeOverflow,
+                    format!("rotation_n = {n} squared overflows"),
+                )
+            })?;
+            if matrix.len() < need {
+                return Err(err(
+                    Status::InvalidArgument,
+                    format!(
+                        "rotation has {} entries, rotation_n^2 = {need}",
+                        matrix.len()
+                    ),
+                ));
+            }
+            if let Some(i) = matrix[..need].iter().position(|v| !v.is_finite()) {
+                return Err(err(
+                    Status::InvalidArgument,
+                    format!(
+                        "rotation[{}][{}] = {} is not finite",
+                        i / n,
+                        i % n,
+                        matrix[i]
+                    ),
+                ));
+            }
+        }
+        Rotation::Hadamard(h) => {
+            if hadamard_k(h.n).is_none() {
+                let (below, above) = crate::hadamard::nearest_supported(h.n);
+                return Err(err(
+                    Status::UnsupportedSize,
+                    format!(
+                        "rotation_n = {} has no Hadamard matrix (not K*2^m); nearest supported: {}, {}",
+                        h.n,
+                        below.map_or("none".into(), |v| v.to_string()),
+                        above.map_or("none".into(), |v| v.to_string())
+                    ),
+                ));
+            }
+            if !h.scale.is_finite() || h.scale == 0.0 {
+                return Err(err(
+                    Status::InvalidArgument,
+                    format!("scale = {} is not finite and nonzero", h.scale),
+                ));
+            }
+            if let Some(s) = h.signs {
+                if s.len() < h.n {
+                    return Err(err(
+                        Status::InvalidArgument,
+                        format!("signs has {} entries, rotation_n = {}", s.len(), h.n),
+                    ));
+                }
+                if let Some(i) = s[..h.n].iter().position(|&v| v != 1 && v != -1) {
+                    return Err(err(
+                        Status::InvalidArgument,
+                        format!("signs[{i}] = {} is not +1 or -1", s[i]),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rotate the input channels of W in place: each block of r columns becomes W[:, block] * R.
+/// `weight.len()` must cover (out_features - 1) * row_stride + in_features elements.
+pub fn rotate_in_channels<T: Element>(
+    weight: &mut [T],
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    validate(
+        Channels::In,
+        out_features,
+        in_features,
+        row_stride,
+        rotation,
+        flags,
+    )?;
+    check_weight_len(weight.len(), out_features, in_features, row_stride)?;
+    let rows = RowSet::new(
+        Channels::In,
+        rotation.n(),
+        out_features,
+        in_features,
+        row_stride,
+        false,
+    );
+    let target = Target {
+        weight: weight.as_mut_ptr(),
+        bias: std::ptr::null_mut(),
+    };
+    // SAFETY: the slice covers every logical row (checked).
+    unsafe { run(dispatch::active_isa()?, rows, target, rotation, flags) }
+}
+
+/// Rotate the output channels of W (and the bias) in place: each block of r rows becomes
+/// R^T * W[block, :], and bias[block] becomes R^T * bias[block].
+pub fn rotate_out_channels<T: Element>(
+    weight: &mut [T],
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    bias: Option<&mut [T]>,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    validate(
+        Channels::Out,
+        out_features,
+        in_features,
+        row_stride,
+        rotation,
+        flags,
+    )?;
+    check_weight_len(weight.len(), out_features, in_features, row_stride)?;
+    if let Some(b) = &bias {
+        if b.len() < out_features {
+            return Err(err(
+                Status::InvalidArgument,
+                format!(
+                    "bias has {} elements, out_features = {out_features}",
+                    b.len()
+                ),
+            ));
+        }
+    }
+    let rows = RowSet::new(
+        Channels::Out,
+        rotation.n(),
+        out_features,
+        in_features,
+        row_stride,
+        bias.is_some(),
+    );
+    let target = Target {
+        weight: weight.as_mut_ptr(),
+        bias: bias.map_or(std::ptr::null_mut(), |b| b.as_mut_ptr()),
+    };
+    // SAFETY: the slices cover every logical row (checked).
+    unsafe { run(dispatch::active_isa()?, rows, target, rotation, flags) }
+}
+
+fn check_weight_len(
+    len: usize,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+) -> Result<(), Error> {
+    let need = if out_features == 0 {
+        0
+    } else {
+        (out_features - 1) * row_stride + in_features
+    };
+    if len < need {
+        return Err(err(
+            Status::InvalidArgument,
+            format!("weight has {len} elements, needs {need}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Raw entry for the C layer: the caller has validated (`validate`) and vouches for the
+/// pointers.
+///
+/// # Safety
+/// `weight` (and `bias`, if not NULL, with out_features elements) must be valid for the
+/// described matrix; the rotation must have passed `validate`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rotate_raw<T: Element>(
+    channels_out: bool,
+    weight: *mut T,
+    out_features: usize,
+    in_features: usize,
+    row_stride: usize,
+    bias: *mut T,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    let channels = if channels_out {
+        Channels::Out
+    } else {
+        Channels::In
+    };
+    let rows = RowSet::new(
+        channels,
+        rotation.n(),
+        out_features,
+        in_features,
+        row_stride,
+        !bias.is_null(),
+    );
+    // SAFETY: forwarded.
+    unsafe {
+        run(
+            dispatch::active_isa()?,
+            rows,
+            Target { weight, bias },
+            rotation,
+            flags,
+        )
+    }
+}
+
+/// Do it: allocate everything first (so a failure leaves the data unchanged), then split
+/// logical rows over the pool (with FLAG_PARALLEL) or run on this thread.
+unsafe fn run<T: Element>(
+    isa: Isa,
+    rows: RowSet,
+    target: Target<T>,
+    rotation: &Rotation<'_>,
+    flags: u32,
+) -> Result<(), Error> {
+    if rows.len() == 0 {
+        return Ok(());
+    }
+    let threads = if flags & FLAG_PARALLEL != 0 {
+        Some(parallel::pool()?)
+    } else {
+        None
+    };
+    let parts = threads
+        .as_ref()
+        .map_or(1, |p| p.current_num_threads())
+        .clamp(1, rows.len());
+    match rotation {
+        Rotation::Dense { matrix, n } => {
+            if flags & ROTATE_FLAG_F32_ACCUMULATE != 0 {
+                unsafe { dense::<T, f32>(isa, rows, target, matrix, *n, parts, threads.as_deref()) }
+            } else {
+                unsafe { dense::<T, f64>(isa, rows, target, matrix, *n, parts, threads.as_deref()) }
+            }
+        }
+        Rotation::Hadamard(h) => unsafe {
+            hadamard::<T>(isa, rows, target, h, parts, threads.as_deref())
+        },
+    }
+}
+
+/// Run `work(part, first_row, count)` for each of `parts` contiguous ranges of rows, on
+/// the pool when there is one.
+fn split(
+    rows: usize,
+    parts: usize,
+    pool: Option<&rayon::ThreadPool>,
+    work: &(dyn Fn(usize, usize, usize) + Sync),
+) {
+    let range = |p: usize| parallel::rows_for_thread(rows, p, parts).expect("p < parts");
+    match pool {
+        Some(pool) if parts > 1 => pool.scope(|s| {
+            for p in 0..parts {
+                s.spawn(move |_| {
+                    let (first, count) = range(p);
+                    work(p, first, count);
+                });
+            }
+        }),
+        _ => {
+            for p in 0..parts {
+                let (first, count) = range(p);
+                work(p, first, count);
+            }
+        }
+    }
+}
+
+// Not inlined: big, called once per call, and (as of Rust 1.95 / LLVM 22) inlining it into
+// some callers crashed LLVM's loop vectorizer.
+#[inline(never)]
+unsafe fn dense<T: Element, F: Real>(
+    isa: Isa,
+    rows: RowSet,
+    target: Target<T>,
+    matrix: &[f64],
+    r: usize,
+    parts: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<(), Error> {
+    let packed = PackedB::<F>::new(isa, r, r, matrix, r, 1)?;
+    let panel = PANEL_ROWS.min(rows.len());
+    let mut buffers = Vec::with_capacity(parts);
+    for _ in 0..parts {
+        let a = alloc::<F>(panel * r)?;
+        let c = alloc::<F>(panel * r)?;
+        buffers.push(std::sync::Mutex::new((a, c, Workspace::<F>::new())));
+    }
+    let failure = std::sync::Mutex::new(None::<Error>);
+    split(rows.len(), parts, pool, &|p, first, count| {
+        let mut guard = buffers[p].lock().unwrap_or_else(|e| e.into_inner());
+        let (a, c, ws) = &mut *guard;
+        let mut t0 = first;
+        while t0 < first + count {
+            let mc = panel.min(first + count - t0);
+            for i in 0..mc {
+                // SAFETY: rows of this part only; memory vouched for by the caller.
+                unsafe { target.gather(&rows, t0 + i, &mut a[i * r..(i + 1) * r]) };
+            }
+            if let Err(e) = gemm::gemm(isa, mc, a, r, &packed, c, r, ws) {
+                // Only possible before this part wrote anything of this panel.
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                return;
+            }
+            for i in 0..mc {
+                // SAFETY: as above.
+                unsafe { target.scatter(&rows, t0 + i, &c[i * r..(i + 1) * r]) };
+            }
+            t0 += mc;
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[inline(never)]
+unsafe fn hadamard<T: Element>(
+    isa: Isa,
+    rows: RowSet,
+    target: Target<T>,
+    rot: &HadamardRotation<'_>,
+    parts: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<(), Error> {
+    let r = rot.n;
+    let plan = HadamardPlan::new(r, 0)?;
+    let k = plan.k();
+    let k_table: Vec<f64> = crate::hadamard::k_matrix(k)
+        .map_or_else(Vec::new, |m| m.into_iter().map(f64::from).collect());
+    let mut buffers = Vec::with_capacity(parts);
+    for _ in 0..parts {
+        buffers.push(std::sync::Mutex::new((alloc::<f64>(r)?, alloc::<f64>(r)?)));
+    }
+    split(rows.len(), parts, pool, &|p, first, count| {
+        let mut guard = buffers[p].lock().unwrap_or_else(|e| e.into_inner());
+        let (x, tmp) = &mut *guard;
+        // SAFETY: rows of this part only; isa is available (it came from the dispatcher).
+        unsafe {
+            hadamard_rows(
+                isa, &rows, target, rot, &plan, &k_table, first, count, x, tmp,
+            )
+        };
+    });
+    Ok(())
+}
+
+/// The f64 row loop, compiled for the instruction set so the butterflies vectorize.
+#[allow(clippy::too_many_arguments)]
+unsafe fn hadamard_rows<T: Element>(
+    isa: Isa,
+    rows: &RowSet,
+    target: Target<T>,
+    rot: &HadamardRotation<'_>,
+    plan: &HadamardPlan,
+    k_table: &[f64],
+    first: usize,
+    count: usize,
+    x: &mut [f64],
+    tmp: &mut [f64],
+) {
+    #[inline(always)]
+    unsafe fn body<T: Element>(
+        rows: &RowSet,
+        target: Target<T>,
+        rot: &HadamardRotation<'_>,
+        plan: &HadamardPlan,
+        k_table: &[f64],
+        first: usize,
+        count: usize,
+        x: &mut [f64],
+        tmp: &mut [f64],
+    ) {
+        for t in first..first + count {
+            // SAFETY: forwarded.
+            unsafe { target.gather(rows, t, x) };
+            hadamard64::rotate_row(rot, plan, x, tmp, k_table);
+            unsafe { target.scatter(rows, t, x) };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx512<T: Element>(
+        rows: &RowSet,
+        target: Target<T>,
+        rot: &HadamardRotation<'_>,
+        plan: &HadamardPlan,
+        k_table: &[f64],
+        first: usize,
+        count: usize,
+        x: &mut [f64],
+        tmp: &mut [f64],
+    ) {
+        unsafe { body(rows, target, rot, plan, k_table, first, count, x, tmp) }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx2<T: Element>(
+        rows: &RowSet,
+        target: Target<T>,
+        rot: &HadamardRotation<'_>,
+        plan: &HadamardPlan,
+        k_table: &[f64],
+        first: usize,
+        count: usize,
+        x: &mut [f64],
+        tmp: &mut [f64],
+    ) {
+        unsafe { body(rows, target, rot, plan, k_table, first, count, x, tmp) }
+    }
+    // SAFETY: isa is available; the rest is forwarded.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512(rows, target, rot, plan, k_table, first, count, x, tmp),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => avx2(rows, target, rot, plan, k_table, first, count, x, tmp),
+            _ => body(rows, target, rot, plan, k_table, first, count, x, tmp),
+        }
+    }
+}
+
+fn alloc<F: Real>(len: usize) -> Result<Vec<F>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        err(
+            Status::OutOfMemory,
+            format!("could not allocate {len} values of scratch"),
+        )
+    })?;
+    v.resize(len, F::ZERO);
+    Ok(v)
+}
