@@ -78,7 +78,8 @@
 /**
  * Flag for the weight-rotation functions: accumulate the dense product in float (the
  * rotation and the weights rounded to float first) instead of double. About twice as fast;
- * results are then no longer bit-identical to Quark (errors of a few float ulps). The
+ * results are then no longer bit-identical to Quark (errors of a few float ulps of the
+ * largest value in the row, so small outputs of f16/bf16 weights can be several ulps off). The
  * Hadamard functions always compute in double and reject this flag.
  */
 #define QUAROT_FLAG_F32_ACCUMULATE 8

@@ -6,6 +6,9 @@
 //! - `abi_test.c`: the C test of the ABI (exit status 0 iff every check passed); run once
 //!   per instruction set this CPU has, forced with `QUAROT_ISA`, so every kernel is reached
 //!   through the C ABI, and with an unusable `QUAROT_ISA`, where transforms must refuse.
+//! - `rotate_net.c`: weight rotation of a two-layer network through the C ABI (the network
+//!   must be unchanged; Hadamard entry points == dense matrix; error cases leave the
+//!   weights alone); exit status 0 iff every check passed; also run once per instruction set.
 //!
 //! Needs a C and a C++ compiler (`cc`/`c++`, or `CC`/`CXX`); nothing else.
 #![cfg(unix)]
@@ -254,7 +257,9 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
 
 /// The program built once per test process (several tests run the same binary).
 fn program(stem: &'static str, lang: Lang) -> &'static Path {
-    static BUILDS: [OnceLock<PathBuf>; 4] = [
+    static BUILDS: [OnceLock<PathBuf>; 6] = [
+        OnceLock::new(),
+        OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
@@ -265,6 +270,8 @@ fn program(stem: &'static str, lang: Lang) -> &'static Path {
         ("demo", Lang::Cxx) => 1,
         ("abi_test", Lang::C) => 2,
         ("abi_test", Lang::Cxx) => 3,
+        ("rotate_net", Lang::C) => 4,
+        ("rotate_net", Lang::Cxx) => 5,
         _ => unreachable!("unknown program {stem}"),
     };
     BUILDS[slot].get_or_init(|| compile(stem, lang))
@@ -392,4 +399,58 @@ fn abi_test_with_unusable_isa() {
             "unexpected output:\n{stdout}"
         );
     }
+}
+
+fn check_rotate_net(lang: Lang, isa: Option<&str>) -> String {
+    let out = run(program("rotate_net", lang), &[], isa);
+    let stdout = assert_success(
+        &format!("rotate_net with QUAROT_ISA={}", isa.unwrap_or("(unset)")),
+        &out,
+    );
+    for expected in [
+        "f32, dense random orthogonal R (r = 32):",
+        "f32, Hadamard MATMUL_HADU + signs, 2 blocks of 16:",
+        "f32, Hadamard entry points vs dense quarot_hadamard_matrix:",
+        "bf16, dense random orthogonal R (r = 32):",
+        "bf16, Hadamard MATMUL_HADU + signs, 2 blocks of 16:",
+        "bf16, Hadamard entry points vs dense quarot_hadamard_matrix:",
+        ", 0 failed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "rotate_net output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    stdout
+}
+
+#[test]
+fn rotate_net_c99() {
+    check_rotate_net(Lang::C, None);
+}
+
+#[test]
+fn rotate_net_cxx11() {
+    check_rotate_net(Lang::Cxx, None);
+}
+
+/// The rotation functions use the active instruction set (GEMM kernels per set): run the
+/// network example on each one this CPU has.
+#[test]
+fn rotate_net_on_every_isa() {
+    let mut ran = Vec::new();
+    for isa in Isa::ALL {
+        if !isa.is_available() {
+            continue;
+        }
+        let stdout = check_rotate_net(Lang::C, Some(isa.name()));
+        assert!(
+            stdout.contains(&format!("instruction set {}", isa.name())),
+            "rotate_net did not run on {}:\n{stdout}",
+            isa.name()
+        );
+        ran.push(isa.name());
+    }
+    assert!(ran.contains(&"scalar"), "the scalar path must always run");
+    eprintln!("rotate_net ran on: {}", ran.join(", "));
 }

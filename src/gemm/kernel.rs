@@ -143,15 +143,33 @@ unsafe fn macro_block<F: Real, V: Lanes<F>, const MR: usize, const NV: usize>(
 ) {
     let nr = NV * V::LANES;
     unsafe {
+        // While a B micro-panel is in use, the next one (from L3 or memory) is prefetched
+        // into L2, a slice per register tile.
+        let line = 64 / std::mem::size_of::<F>();
+        let panel_lines = (kc * nr).div_ceil(line);
+        let tiles = mc.div_ceil(MR);
+        let lines_per_tile = panel_lines.div_ceil(tiles);
         let mut jr = 0;
         while jr < nc {
             let cols = nr.min(nc - jr);
             let bp = b.add(jr * kc);
+            let next = if jr + nr < nc {
+                Some(bp.add(kc * nr))
+            } else {
+                None
+            };
             let mut ir = 0;
             while ir < mc {
                 let rows = MR.min(mc - ir);
                 let ap = apack.add(ir * kc);
                 let cp = c.add(ir * ldc + jr);
+                if let Some(bn) = next {
+                    let first = (ir / MR) * lines_per_tile;
+                    let last = (first + lines_per_tile).min(panel_lines);
+                    for l in first..last {
+                        V::prefetch_l2(bn.add(l * line));
+                    }
+                }
                 if rows == MR && cols == nr {
                     micro::<F, V, MR, NV>(kc, ap, bp, cp, ldc, accumulate);
                 } else {

@@ -25,6 +25,9 @@ pub(crate) trait Lanes<F: Real>: Copy {
     /// Hint that the cache line holding `p` will be read soon (no-op where unsupported).
     #[inline(always)]
     unsafe fn prefetch(_p: *const F) {}
+    /// Hint that the cache line holding `p` will be read later: fetch it into L2 only.
+    #[inline(always)]
+    unsafe fn prefetch_l2(_p: *const F) {}
 }
 
 /// One-lane "vectors": the portable kernels.
@@ -103,6 +106,10 @@ mod x86 {
                 #[inline(always)]
                 unsafe fn prefetch(p: *const $f) {
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+                }
+                #[inline(always)]
+                unsafe fn prefetch_l2(p: *const $f) {
+                    unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
                 }
             }
         };

@@ -26,8 +26,8 @@ use crate::hadamard::{hadamard_k, HadamardPlan, FLAG_PARALLEL};
 use crate::parallel;
 
 /// Accumulate the dense product in f32 (R and the weights rounded to f32 first) instead
-/// of f64: about twice as fast, and no longer bit-identical to Quark. The Hadamard path
-/// always computes in f64.
+/// of f64: about twice as fast, and no longer bit-identical to Quark. Rejected for
+/// Hadamard rotations, which always compute in f64.
 pub const ROTATE_FLAG_F32_ACCUMULATE: u32 = 8;
 /// Flags the rotation functions accept: [`FLAG_PARALLEL`] (use libquarot's worker pool)
 /// and [`ROTATE_FLAG_F32_ACCUMULATE`].
@@ -36,6 +36,8 @@ pub const ROTATE_KNOWN_FLAGS: u32 = FLAG_PARALLEL | ROTATE_FLAG_F32_ACCUMULATE;
 /// Logical rows per panel of the dense path: big enough to amortize packing the
 /// panel, small enough that A and C panels stay a few MiB.
 const PANEL_ROWS: usize = 192;
+/// Logical rows per panel of the Hadamard path (enough to read adjacent columns together).
+const HADAMARD_PANEL_ROWS: usize = 32;
 
 /// The rotation R (r x r) applied to each block.
 #[derive(Clone, Copy, Debug)]
@@ -145,32 +147,71 @@ unsafe impl<T> Send for Target<T> {}
 unsafe impl<T> Sync for Target<T> {}
 
 impl<T: Element> Target<T> {
-    /// Copy logical row `t` into `out` (length r), widened.
-    ///
-    /// # Safety
-    /// The row set must describe valid memory of this target.
+    /// Runs of logical rows `t0 .. t0 + count` that are adjacent columns of the weight
+    /// (same step > 1, offsets one apart): `f(first_index, run_length, buffer, offset, step)`.
+    /// Copying such a run element-row by element-row reads memory in order instead of one
+    /// element per cache line (and per page) as a column-by-column copy would.
     #[inline]
-    unsafe fn gather<F: Real>(&self, rows: &RowSet, t: usize, out: &mut [F]) {
-        let (in_bias, off, step) = rows.row(t);
-        let base = if in_bias { self.bias } else { self.weight };
-        for (k, o) in out.iter_mut().enumerate() {
-            // SAFETY: forwarded.
-            *o = F::from_f64(f64::from(unsafe { *base.add(off + k * step) }.to_f32()));
+    fn runs(
+        &self,
+        rows: &RowSet,
+        t0: usize,
+        count: usize,
+        mut f: impl FnMut(usize, usize, *mut T, usize, usize),
+    ) {
+        let mut i = 0;
+        while i < count {
+            let (in_bias, off, step) = rows.row(t0 + i);
+            let mut len = 1;
+            if step != 1 {
+                while i + len < count && rows.row(t0 + i + len) == (in_bias, off + len, step) {
+                    len += 1;
+                }
+            }
+            f(
+                i,
+                len,
+                if in_bias { self.bias } else { self.weight },
+                off,
+                step,
+            );
+            i += len;
         }
     }
 
-    /// Round `x` (length r) once to T and store it as logical row `t`.
+    /// Copy logical rows `t0 .. t0 + count` into `out` (count x r, row-major), widened.
+    ///
+    /// # Safety
+    /// The row set must describe valid memory of this target.
+    unsafe fn gather<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, out: &mut [F]) {
+        let r = rows.r;
+        self.runs(rows, t0, count, |i, len, base, off, step| {
+            for k in 0..r {
+                for q in 0..len {
+                    // SAFETY: forwarded.
+                    let v = unsafe { *base.add(off + q + k * step) };
+                    out[(i + q) * r + k] = F::from_f64(f64::from(v.to_f32()));
+                }
+            }
+        });
+    }
+
+    /// Round rows of `x` (count x r) once to T and store them as logical rows `t0 ..`.
     ///
     /// # Safety
     /// As `gather`.
-    #[inline]
-    unsafe fn scatter<F: Real>(&self, rows: &RowSet, t: usize, x: &[F]) {
-        let (in_bias, off, step) = rows.row(t);
-        let base = if in_bias { self.bias } else { self.weight };
-        for (k, v) in x.iter().enumerate() {
-            // SAFETY: forwarded.
-            unsafe { *base.add(off + k * step) = T::from_f64(v.to_f64()) };
-        }
+    unsafe fn scatter<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, x: &[F]) {
+        let r = rows.r;
+        self.runs(rows, t0, count, |i, len, base, off, step| {
+            for k in 0..r {
+                for q in 0..len {
+                    // SAFETY: forwarded.
+                    unsafe {
+                        *base.add(off + q + k * step) = T::from_f64(x[(i + q) * r + k].to_f64())
+                    };
+                }
+            }
+        });
     }
 }
 
@@ -274,6 +315,12 @@ pub(crate) fn validate(
             }
         }
         Rotation::Hadamard(h) => {
+            if flags & ROTATE_FLAG_F32_ACCUMULATE != 0 {
+                return Err(err(
+                    Status::InvalidFlags,
+                    "the f32-accumulate flag applies to dense rotations only; the Hadamard path always computes in f64".to_string(),
+                ));
+            }
             if hadamard_k(h.n).is_none() {
                 let (below, above) = crate::hadamard::nearest_supported(h.n);
                 return Err(err(
@@ -544,19 +591,15 @@ unsafe fn dense<T: Element, F: Real>(
         let mut t0 = first;
         while t0 < first + count {
             let mc = panel.min(first + count - t0);
-            for i in 0..mc {
-                // SAFETY: rows of this part only; memory vouched for by the caller.
-                unsafe { target.gather(&rows, t0 + i, &mut a[i * r..(i + 1) * r]) };
-            }
+            // SAFETY: rows of this part only; memory vouched for by the caller.
+            unsafe { target.gather(&rows, t0, mc, a) };
             if let Err(e) = gemm::gemm(isa, mc, a, r, &packed, c, r, ws) {
                 // Only possible before this part wrote anything of this panel.
                 *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 return;
             }
-            for i in 0..mc {
-                // SAFETY: as above.
-                unsafe { target.scatter(&rows, t0 + i, &c[i * r..(i + 1) * r]) };
-            }
+            // SAFETY: as above.
+            unsafe { target.scatter(&rows, t0, mc, c) };
             t0 += mc;
         }
     });
@@ -582,7 +625,11 @@ unsafe fn hadamard<T: Element>(
         .map_or_else(Vec::new, |m| m.into_iter().map(f64::from).collect());
     let mut buffers = Vec::with_capacity(parts);
     for _ in 0..parts {
-        buffers.push(std::sync::Mutex::new((alloc::<f64>(r)?, alloc::<f64>(r)?)));
+        let panel = HADAMARD_PANEL_ROWS.min(rows.len());
+        buffers.push(std::sync::Mutex::new((
+            alloc::<f64>(panel * r)?,
+            alloc::<f64>(r)?,
+        )));
     }
     split(rows.len(), parts, pool, &|p, first, count| {
         let mut guard = buffers[p].lock().unwrap_or_else(|e| e.into_inner());
@@ -623,11 +670,18 @@ unsafe fn hadamard_rows<T: Element>(
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        for t in first..first + count {
+        let r = rot.n;
+        let panel = x.len() / r;
+        let mut t0 = first;
+        while t0 < first + count {
+            let mc = panel.min(first + count - t0);
             // SAFETY: forwarded.
-            unsafe { target.gather(rows, t, x) };
-            hadamard64::rotate_row(rot, plan, x, tmp, k_table);
-            unsafe { target.scatter(rows, t, x) };
+            unsafe { target.gather(rows, t0, mc, x) };
+            for row in x[..mc * r].chunks_exact_mut(r) {
+                hadamard64::rotate_row(rot, plan, row, tmp, k_table);
+            }
+            unsafe { target.scatter(rows, t0, mc, &x[..mc * r]) };
+            t0 += mc;
         }
     }
     #[cfg(target_arch = "x86_64")]

@@ -294,3 +294,76 @@ pub fn is_nan_16(bits: u16, is_f16: bool) -> bool {
     };
     bits & exp_mask == exp_mask && bits & man_mask != 0
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers for the weight-rotation tests (rotate_reference, rotate_properties).
+// ---------------------------------------------------------------------------------------
+
+/// The case list of ../shared/reference/manifest.json (a JSON list of objects).
+pub fn load_reference_manifest() -> Vec<serde_json::Value> {
+    let path = reference_dir().join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).expect("manifest.json is not valid JSON");
+    v.as_array().expect("manifest.json is a list").clone()
+}
+
+/// Distance in units in the last place between two finite f32 values (sign-magnitude
+/// mapped to ordered integers, so +0 and -0 are 0 apart).
+pub fn ulp_distance_f32(a: f32, b: f32) -> u64 {
+    let ord = |x: f32| -> i64 {
+        let bits = x.to_bits();
+        let mag = (bits & 0x7fff_ffff) as i64;
+        if bits & 0x8000_0000 != 0 {
+            -mag
+        } else {
+            mag
+        }
+    };
+    (ord(a) - ord(b)).unsigned_abs()
+}
+
+/// Distance in units in the last place between two finite f64 values (as
+/// [`ulp_distance_f32`]).
+pub fn ulp_distance_f64(a: f64, b: f64) -> u64 {
+    let ord = |x: f64| -> i128 {
+        let bits = x.to_bits();
+        let mag = (bits & 0x7fff_ffff_ffff_ffff) as i128;
+        if bits & 0x8000_0000_0000_0000 != 0 {
+            -mag
+        } else {
+            mag
+        }
+    };
+    (ord(a) - ord(b)).unsigned_abs() as u64
+}
+
+/// A deterministic stream of f64 in [-1, 1) (SplitMix64), for test inputs.
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A stream seeded with `seed`.
+    pub fn new(seed: u64) -> TestRng {
+        TestRng(seed ^ 0x5851_f42d_4c95_7f2d)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+
+    /// Roughly N(0, 1) (sum of four uniforms, rescaled).
+    pub fn normal(&mut self) -> f64 {
+        (0..4).map(|_| self.uniform()).sum::<f64>() * 0.866
+    }
+}
