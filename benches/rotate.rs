@@ -12,9 +12,9 @@
 //!
 //!     cargo bench --bench rotate [-- --quick] [--no-numpy] [--runs N]
 //!
-//! Method. GFLOP/s counts 2 * M * K * N flops (M = out_features, K = N = 4096) for every
-//! path, including the Hadamard one (so its figure is "dense-equivalent"). Ours is timed
-//! around the whole call: packing R, widening and rounding the weight, the product. numpy
+//! Method. GFLOP/s counts 2 * M * K * N flops (M = out_features, K = N = 4096). Ours is
+//! timed around the whole call: checking and packing R, widening and rounding the weight,
+//! the product. numpy
 //! runs in one persistent `python3 -c` child per thread count (OPENBLAS_NUM_THREADS and
 //! OMP_NUM_THREADS set, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its environment
 //! only); it times `np.matmul(W, R, out=C)` alone with `time.perf_counter` after an untimed
@@ -23,6 +23,9 @@
 //! has one untimed warm-up round first. Figures are the median (and best) of the runs.
 //! After each 2-thread numpy product the bench sleeps 0.25 s (untimed): OpenBLAS's idle
 //! workers spin for about 0.12 s after a call and would otherwise take a core from ours.
+//! Each case also reports the CPU time other processes used meanwhile (/proc/stat less this
+//! process and its numpy children), as a share of the machine: the 2-thread rows are only
+//! meaningful when it is near 0.
 //!
 //! R in section 1 is NOT orthogonal: uniform random entries scaled by sqrt(3 / n), so each
 //! column has unit expected norm (E |x R|^2 = |x|^2) and the weight, rotated in place again
@@ -352,6 +355,7 @@ struct DenseCase {
     rms: (f64, f64),
     bad: usize,
     wall: f64,
+    others: f64,
 }
 
 fn dense_case(
@@ -363,6 +367,7 @@ fn dense_case(
     np: &mut [Option<Numpy>; 2],
 ) -> DenseCase {
     let t0 = Instant::now();
+    let probe = Probe::now(np);
     eprintln!(
         "  dense {} {m} x {n}: warm-up + {runs} runs ...",
         mode.name()
@@ -405,6 +410,7 @@ fn dense_case(
         rms: (rms0, rms1),
         bad,
         wall: t0.elapsed().as_secs_f64(),
+        others: probe.others(np),
     }
 }
 
@@ -415,6 +421,7 @@ struct HadCase {
     threads: usize,
     had: Stats,
     dense: Stats,
+    others: f64,
 }
 
 /// Hadamard path vs dense f64 with the formed matrix; per dense run, 3 Hadamard runs.
@@ -426,6 +433,7 @@ fn hadamard_case(
     formed: &Rotation<'_>,
 ) -> (Vec<HadCase>, (usize, f64, f64)) {
     eprintln!("  hadamard vs dense-formed {m} x {n}: warm-up + {runs} runs ...");
+    let probe = Probe::now(&[]);
     let mut w = weight(m, n, 11 + m as u64);
     let (_, rms0) = scan(&w);
     let mut t: [Vec<f64>; 4] = Default::default(); // had 1T, dense 1T, had 2T, dense 2T
@@ -441,6 +449,7 @@ fn hadamard_case(
         }
     }
     let (bad, rms1) = scan(&w);
+    let others = probe.others(&[]);
     (
         vec![
             HadCase {
@@ -448,12 +457,14 @@ fn hadamard_case(
                 threads: 1,
                 had: stats(&t[0]),
                 dense: stats(&t[1]),
+                others,
             },
             HadCase {
                 m,
                 threads: 2,
                 had: stats(&t[2]),
                 dense: stats(&t[3]),
+                others,
             },
         ],
         (bad, rms0, rms1),
@@ -546,6 +557,41 @@ fn process_ticks(pid: &str) -> u64 {
     } else {
         at(14) + at(15)
     }
+}
+
+/// CPU use of the machine and of this bench (its own threads and the numpy children).
+struct Probe {
+    t: Instant,
+    machine: u64,
+    mine: u64,
+}
+
+impl Probe {
+    fn now(np: &[Option<Numpy>]) -> Probe {
+        Probe {
+            t: Instant::now(),
+            machine: machine_ticks().0,
+            mine: process_ticks("self")
+                + np.iter()
+                    .flatten()
+                    .map(|p| process_ticks(&p.child.id().to_string()))
+                    .sum::<u64>(),
+        }
+    }
+
+    /// Percent of the 2-core capacity used by other processes since `self`.
+    fn others(&self, np: &[Option<Numpy>]) -> f64 {
+        let now = Probe::now(np);
+        let hz = clk_tck();
+        let other = (now.machine - self.machine) as f64 - (now.mine - self.mine) as f64;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        (100.0 * other / hz / (cores * now.t.duration_since(self.t).as_secs_f64())).max(0.0)
+    }
+}
+
+fn clk_tck() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| sh("getconf", &["CLK_TCK"]).parse().unwrap_or(100.0))
 }
 
 /// FNV-1a of the sources compiled into this bench's libquarot: which version of the code
@@ -754,6 +800,7 @@ fn main() {
 
     // ------------------------------------------------------------ section 3
     eprintln!("  out vs in, dense f64, {n} x {n}, 1 thread ...");
+    let probe3 = Probe::now(&[]);
     let (out_t, in_t, out_check, out_scan) = {
         let rot = Rotation::Dense { matrix: &r, n };
         let mut w = weight(n, n, 13);
@@ -768,16 +815,17 @@ fn main() {
         }
         (stats(&to), stats(&ti), check, scan(&w))
     };
+    let others3 = probe3.others(&[]);
 
     // ------------------------------------------------------------ report
     let gflops = |m: usize, s: f64| 2.0 * (m * n * n) as f64 / s / 1e9;
     println!();
     println!("## 1. Dense weight rotation vs numpy / OpenBLAS (W M x {n} f32, R {n} x {n})");
     println!();
-    println!("GFLOP/s = 2 M K N / time: median (best); ms = median. Ours: `rotate_in_channels` in place on f32 weights (packing R, widening, rounding included); numpy: `np.matmul(W, R, out=C)` in float32 (sgemm) beside f32-acc, float64 (dgemm) beside f64. ratio = ours / OpenBLAS GFLOP/s (medians).");
+    println!("GFLOP/s = 2 M K N / time: median (best); ms = median. Ours: `rotate_in_channels` in place on f32 weights (packing R, widening, rounding included); numpy: `np.matmul(W, R, out=C)` in float32 (sgemm) beside f32-acc, float64 (dgemm) beside f64. ratio = ours / OpenBLAS GFLOP/s (medians). others' CPU % = CPU time of other processes during the case, in % of the whole machine (anything above a few % disturbs the 2-thread rows).");
     println!();
-    println!("| W (M x K) | ours mode | vs | threads | runs | ours GFLOP/s | ours ms | OpenBLAS GFLOP/s | OpenBLAS ms | ours / OpenBLAS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| W (M x K) | ours mode | vs | threads | runs | ours GFLOP/s | ours ms | OpenBLAS GFLOP/s | OpenBLAS ms | ours / OpenBLAS | others' CPU % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for c in &dense {
         for (threads, (o, b)) in [(1, (0, 1)), (2, (2, 3))] {
             let (so, sb) = (stats(&c.t[o]), stats(&c.t[b]));
@@ -796,7 +844,7 @@ fn main() {
                 ("- | -".to_string(), "-".to_string())
             };
             println!(
-                "| {} x {n} | {} | {} | {threads} | {} | {:.1} ({:.1}) | {:.0} | {blas} | {ratio} |",
+                "| {} x {n} | {} | {} | {threads} | {} | {:.1} ({:.1}) | {:.0} | {blas} | {ratio} | {:.1} |",
                 c.m,
                 c.mode.name(),
                 c.mode.blas(),
@@ -804,6 +852,7 @@ fn main() {
                 gflops(c.m, so.med),
                 gflops(c.m, so.min),
                 so.med * 1e3,
+                c.others,
             );
         }
     }
@@ -834,12 +883,12 @@ fn main() {
     println!();
     println!("`Rotation::Hadamard` (MatmulHadU, scale 1/{}, random signs) vs `Rotation::Dense` of `hadamard_matrix` of the same rotation, f64 mode; alternating, 3 Hadamard runs per dense run. ms: median (best).", (n as f64).sqrt());
     println!();
-    println!("| W (M x K) | threads | Hadamard ms | dense f64 ms | speedup (medians) | speedup (best) | >= 50x |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| W (M x K) | threads | Hadamard ms | dense f64 ms | speedup (medians) | speedup (best) | >= 50x | others' CPU % |");
+    println!("|---|---|---|---|---|---|---|---|");
     for h in &hads {
         let sp = h.dense.med / h.had.med;
         println!(
-            "| {} x {n} | {} | {:.2} ({:.2}) | {:.0} ({:.0}) | {:.0}x | {:.0}x | {} |",
+            "| {} x {n} | {} | {:.2} ({:.2}) | {:.0} ({:.0}) | {:.0}x | {:.0}x | {} | {:.1} |",
             h.m,
             h.threads,
             h.had.med * 1e3,
@@ -848,7 +897,8 @@ fn main() {
             h.dense.min * 1e3,
             sp,
             h.dense.min / h.had.min,
-            if sp >= 50.0 { "yes" } else { "NO" }
+            if sp >= 50.0 { "yes" } else { "NO" },
+            h.others
         );
     }
     println!();
@@ -884,6 +934,7 @@ fn main() {
         );
     }
     println!();
+    println!("- others' CPU during this section: {others3:.1} % of the machine");
     println!(
         "- out path spot-checked vs f64 at 16 entries (worst error {out_check:.2} of tolerance); rms after all runs {:.3}{}",
         out_scan.1,
@@ -896,7 +947,7 @@ fn main() {
     println!();
     println!("- load average at end: {}", loadavg());
     let ticks1 = machine_ticks();
-    let hz: f64 = sh("getconf", &["CLK_TCK"]).parse().unwrap_or(100.0);
+    let hz = clk_tck();
     let wall = total.elapsed().as_secs_f64();
     let ours = process_ticks("self") as f64 / hz;
     let others = (ticks1.0 - ticks0.0) as f64 / hz - ours - numpy_ticks as f64 / hz;

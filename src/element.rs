@@ -63,6 +63,7 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
 /// inexact. Rounding that again to a format with at most 22 significant bits (f16, bf16)
 /// gives the correctly rounded result of `x`, which a plain `x as f32` would not
 /// (double rounding).
+#[inline]
 pub(crate) fn f64_to_f32_round_to_odd(x: f64) -> f32 {
     let t = x as f32;
     if t.is_nan() || f64::from(t) == x {

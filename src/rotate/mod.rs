@@ -34,8 +34,10 @@ pub const ROTATE_FLAG_F32_ACCUMULATE: u32 = 8;
 pub const ROTATE_KNOWN_FLAGS: u32 = FLAG_PARALLEL | ROTATE_FLAG_F32_ACCUMULATE;
 
 /// Logical rows per panel of the dense path: big enough to amortize packing the
-/// panel, small enough that A and C panels stay a few MiB.
-const PANEL_ROWS: usize = 192;
+/// panel, small enough that A and C panels stay a few MiB; a multiple of the GEMM register
+/// tiles' heights (14 for AVX-512, 6 for AVX2) so no panel ends in an edge tile
+/// (measured: 192 rows cost 2.6 % more than 252 at 4096 x 4096).
+const PANEL_ROWS: usize = 252;
 /// Logical rows per panel of the Hadamard path (enough to read adjacent columns together).
 const HADAMARD_PANEL_ROWS: usize = 32;
 
@@ -151,7 +153,7 @@ impl<T: Element> Target<T> {
     /// (same step > 1, offsets one apart): `f(first_index, run_length, buffer, offset, step)`.
     /// Copying such a run element-row by element-row reads memory in order instead of one
     /// element per cache line (and per page) as a column-by-column copy would.
-    #[inline]
+    #[inline(always)]
     fn runs(
         &self,
         rows: &RowSet,
@@ -183,9 +185,19 @@ impl<T: Element> Target<T> {
     ///
     /// # Safety
     /// The row set must describe valid memory of this target.
+    #[inline(always)]
     unsafe fn gather<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, out: &mut [F]) {
         let r = rows.r;
         self.runs(rows, t0, count, |i, len, base, off, step| {
+            if step == 1 {
+                // A contiguous row: a plain converting copy the compiler vectorizes.
+                // SAFETY: forwarded; the row has r elements.
+                let src = unsafe { std::slice::from_raw_parts(base.add(off), r) };
+                for (o, v) in out[i * r..(i + 1) * r].iter_mut().zip(src) {
+                    *o = F::from_f64(f64::from(v.to_f32()));
+                }
+                return;
+            }
             for k in 0..r {
                 for q in 0..len {
                     // SAFETY: forwarded.
@@ -200,9 +212,18 @@ impl<T: Element> Target<T> {
     ///
     /// # Safety
     /// As `gather`.
+    #[inline(always)]
     unsafe fn scatter<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, x: &[F]) {
         let r = rows.r;
         self.runs(rows, t0, count, |i, len, base, off, step| {
+            if step == 1 {
+                // SAFETY: forwarded; the row has r elements and no other thread's.
+                let dst = unsafe { std::slice::from_raw_parts_mut(base.add(off), r) };
+                for (d, v) in dst.iter_mut().zip(&x[i * r..(i + 1) * r]) {
+                    *d = T::from_f64(v.to_f64());
+                }
+                return;
+            }
             for k in 0..r {
                 for q in 0..len {
                     // SAFETY: forwarded.
