@@ -44,7 +44,7 @@ pub(crate) struct Job<F> {
 pub(super) unsafe fn run<F: Real, V: Lanes<F>, const MR: usize, const NV: usize>(job: &Job<F>) {
     let nr = NV * V::LANES;
     debug_assert!(MR * nr <= MAX_TILE);
-    debug_assert!(job.kc > 0 && job.mc > 0 && job.nc > 0 && job.nc % nr == 0);
+    debug_assert!(job.kc > 0 && job.mc > 0 && job.nc > 0 && job.nc.is_multiple_of(nr));
     let (m, n, k) = (job.m, job.n, job.k);
     let n_pad = n.div_ceil(nr) * nr;
     let mut tile = Tile([F::ZERO; MAX_TILE]);

@@ -379,6 +379,15 @@ impl<F: Real> Workspace<F> {
         }
     }
 
+    /// Grow now to what [`gemm`] needs for products of up to `m` rows with `b`, so that
+    /// those calls cannot fail later (a caller can then allocate before it writes anything).
+    pub(crate) fn prepare(&mut self, isa: Isa, m: usize, b: &PackedB<F>) -> Result<(), Error> {
+        let blk = F::blocking(isa);
+        let kc = b.kc.min(b.k);
+        let mc = blk.mc.min(m.div_ceil(blk.mr) * blk.mr);
+        self.reserve(mc * kc).map(|_| ())
+    }
+
     /// At least `len` values of packing room, 64-byte aligned.
     fn reserve(&mut self, len: usize) -> Result<*mut F, Error> {
         if self.apack.len < len {

@@ -603,7 +603,9 @@ unsafe fn dense<T: Element, F: Real>(
     for _ in 0..parts {
         let a = alloc::<F>(panel * r)?;
         let c = alloc::<F>(panel * r)?;
-        buffers.push(std::sync::Mutex::new((a, c, Workspace::<F>::new())));
+        let mut ws = Workspace::<F>::new();
+        ws.prepare(isa, panel, &packed)?;
+        buffers.push(std::sync::Mutex::new((a, c, ws)));
     }
     let failure = std::sync::Mutex::new(None::<Error>);
     split(rows.len(), parts, pool, &|p, first, count| {
@@ -615,7 +617,8 @@ unsafe fn dense<T: Element, F: Real>(
             // SAFETY: rows of this part only; memory vouched for by the caller.
             unsafe { target.gather(&rows, t0, mc, a) };
             if let Err(e) = gemm::gemm(isa, mc, a, r, &packed, c, r, ws) {
-                // Only possible before this part wrote anything of this panel.
+                // Cannot happen: the workspace was prepared for `panel` rows before any
+                // row was written. Kept as an error rather than a panic all the same.
                 *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 return;
             }
