@@ -455,7 +455,7 @@ fn documented_matrix(
     let hk = reference_k_matrix(k);
     let m = n / k;
     let hm = |i: usize, j: usize| -> f64 {
-        if (i & j).count_ones() % 2 == 0 {
+        if (i & j).count_ones().is_multiple_of(2) {
             1.0
         } else {
             -1.0
