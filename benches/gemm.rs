@@ -1,7 +1,7 @@
 //! Single-thread (and 2-thread) GFLOP/s of the rotation GEMM next to numpy / OpenBLAS.
 //!
 //!     cargo bench --bench gemm [-- --quick] [--isa avx512|avx2|scalar] [--runs N]
-//!                              [--shapes MxKxN,MxKxN,...] [--no-numpy]
+//!                              [--shapes MxKxN,MxKxN,...] [--types f32,f64] [--no-numpy]
 //!
 //! Cases (m x k x n): 4096 x 4096 x 4096 and the Llama-2-7B up/gate projection 11008 x 4096
 //! x 4096 (W * R); `--quick` uses a 2048-row slice of the latter and 3 runs. For each case and
@@ -10,7 +10,8 @@
 //! runs is reported. Ours times `gemm` alone; packing B (done once per rotation matrix) is
 //! timed separately. numpy runs in a persistent `python3` child per thread count, with
 //! OPENBLAS_NUM_THREADS set and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they force an
-//! older, slower OpenBLAS kernel); the OpenBLAS kernel in use is printed (threadpoolctl).
+//! older, slower OpenBLAS kernel); the OpenBLAS kernel in use is printed (threadpoolctl, or
+//! else asked of the loaded OpenBLAS library). If numpy is missing, only ours is timed.
 //!
 //! The gemm module is crate-private, so this bench compiles its source directly.
 
@@ -22,6 +23,7 @@ mod dispatch {
 mod error {
     pub use quarot::error::*;
 }
+#[allow(dead_code)] // the bench uses only part of the module
 #[path = "../src/gemm/mod.rs"]
 mod gemm;
 
@@ -38,12 +40,27 @@ try:
 except ImportError:
     print("numpy not installed", flush=True)
     sys.exit(0)
-info = "kernel unknown (threadpoolctl not installed)"
+def corename():
+    # Without threadpoolctl: ask the OpenBLAS that numpy loaded for its kernel directly.
+    import ctypes
+    paths = sorted({l.split()[-1] for l in open("/proc/self/maps")
+                    if "openblas" in l.lower() and ".so" in l})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for sym in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                    "openblas_get_corename64_", "openblas_get_corename"):
+            f = getattr(lib, sym, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                return "OpenBLAS kernel %s (%s)" % (f().decode(), path.split("/")[-1])
+    return "kernel unknown (no OpenBLAS loaded; numpy.show_config() tells the BLAS)"
 try:
     from threadpoolctl import threadpool_info
     blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     info = "; ".join("%s %s, kernel %s, %s threads" % (p.get("internal_api"), p.get("version"),
-                     p.get("architecture"), p.get("num_threads")) for p in blas) or "no BLAS found"
+                     p.get("architecture"), p.get("num_threads")) for p in blas) or corename()
+except ImportError:
+    info = corename()
 except Exception as e:
     info = "kernel unknown (%s)" % e
 print("ready numpy %s: %s" % (np.__version__, info), flush=True)

@@ -11,19 +11,15 @@
 //! (one add of the partial sums) at each depth block boundary; the result is accurate to
 //! about k * eps * sum |a||b| (eps of F), like any BLAS.
 
-// The module is used by the rotation code and by benches/gemm.rs (which includes this source
-// directly, as the items are crate-private); not every item is reached from every crate.
-#![allow(dead_code)]
-
 mod kernel;
 mod simd;
 
 use crate::dispatch::{check_available, Isa};
 use crate::error::{Error, Status};
 use kernel::Job;
+use simd::Scalar;
 #[cfg(target_arch = "x86_64")]
-use simd::{Avx2, Avx512};
-use simd::{Lanes, Scalar};
+use simd::{Avx2, Avx512, Lanes};
 
 /// An element type of the product: f32 or f64.
 pub(crate) trait Real: Copy + Send + Sync + 'static + sealed::Sealed {
@@ -63,7 +59,7 @@ pub(crate) struct Blocking {
     pub mr: usize,
     /// Columns of the register tile (columns of a B micro-panel).
     pub nr: usize,
-    /// Depth of a cache block: B micro-panels are KC x NR (L1), fixed when B is packed.
+    /// Depth of a cache block: B micro-panels are KC x NR, fixed when B is packed.
     pub kc: usize,
     /// Rows of an A cache block (MC x KC, L2); a multiple of `mr`.
     pub mc: usize,
@@ -92,34 +88,53 @@ impl Shape {
     }
 }
 
-// Blocking per (instruction set, type). See the notes in the module's README section of
-// the report: B micro-panels KC x NR stay in L1 (48 KiB), A blocks MC x KC in L2 (2 MiB).
+// Blocking per (instruction set, type), measured on a 2-core Xeon with AVX-512 (2 FMA units,
+// 48 KiB L1d, 2 MiB L2) on 4096 x 4096 x 4096 and on 252-row panels (what the rotation
+// calls with):
+// - Register tiles: AVX-512 14 x 32 (f32) and 14 x 16 (f64): 28 accumulators + 2 B vectors,
+//   the A values broadcast from memory; 28 FMAs per 16 loads. 12 x 32 and 8 x 48 measured
+//   the same. AVX2: 6 x 16 / 6 x 8 (12 accumulators of the 16 registers).
+// - KC = 1024 (AVX-512): each depth block re-reads and re-writes all of C, and C (tens of
+//   MiB) lives in L3 or memory, so fewer, deeper blocks win: 256 -> 1024 took 4096^3 f32
+//   from ~140 to ~166 GFLOP/s. The B micro-panel (KC x NR = 128 KiB) then streams from L2
+//   (prefetched there one tile ahead), which the L2 sustains at ~13 bytes per cycle.
+// - MC = 126 (AVX-512): the A block (126 x 1024: 504 KiB f32, 1 MiB f64) stays in L2
+//   with the B micro-panel; 112..168 measured within 1 %, 126 splits a 252-row panel in
+//   two (84-row blocks were 10 % slower there: too few tiles share each B micro-panel).
+// - AVX2 keeps KC = 512 and A blocks of 144 KiB, which also fit the 256 KiB - 1 MiB L2 of
+//   AVX2-only CPUs (KC = 1024 was at most 3 % faster here).
+// - NC = 8192: B is packed once for the whole product, so NC only bounds C's column block;
+//   the rotation widths (<= 8192 in practice) run as one block and A is packed once.
+#[cfg(target_arch = "x86_64")]
 const F32_AVX512: Shape = Shape {
     mr: 14,
     nv: 2,
-    kc: 256,
-    mc: 504,
+    kc: 1024,
+    mc: 126,
     nc: 8192,
 };
+#[cfg(target_arch = "x86_64")]
 const F64_AVX512: Shape = Shape {
     mr: 14,
     nv: 2,
-    kc: 192,
-    mc: 504,
+    kc: 1024,
+    mc: 126,
     nc: 8192,
 };
+#[cfg(target_arch = "x86_64")]
 const F32_AVX2: Shape = Shape {
     mr: 6,
     nv: 2,
-    kc: 256,
-    mc: 144,
+    kc: 512,
+    mc: 72,
     nc: 8192,
 };
+#[cfg(target_arch = "x86_64")]
 const F64_AVX2: Shape = Shape {
     mr: 6,
     nv: 2,
-    kc: 256,
-    mc: 72,
+    kc: 512,
+    mc: 36,
     nc: 8192,
 };
 const F32_SCALAR: Shape = Shape {
@@ -288,7 +303,7 @@ impl<F: Real> PackedB<F> {
         Self::with_kc(isa, k, n, b, rs, cs, F::blocking(isa).kc)
     }
 
-    pub(crate) fn with_kc(
+    fn with_kc(
         isa: Isa,
         k: usize,
         n: usize,
@@ -345,16 +360,19 @@ impl<F: Real> PackedB<F> {
     }
 
     /// Rows of B (the depth of the product).
+    #[allow(dead_code)] // interface for callers; used by the tests and benches/gemm.rs
     pub(crate) fn k(&self) -> usize {
         self.k
     }
 
     /// Columns of B (and of C).
+    #[allow(dead_code)] // as `k`
     pub(crate) fn n(&self) -> usize {
         self.n
     }
 
     /// The instruction set the panels were packed for.
+    #[allow(dead_code)] // as `k`
     pub(crate) fn isa(&self) -> Isa {
         self.isa
     }
@@ -422,7 +440,7 @@ pub(crate) fn gemm<F: Real>(
 
 /// `gemm` with explicit cache blocks (tests use small ones to reach every loop edge).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_blocked<F: Real>(
+fn gemm_blocked<F: Real>(
     isa: Isa,
     m: usize,
     a: &[F],

@@ -278,3 +278,23 @@ fn conversions() {
     assert_eq!(f64::from_f64(0.1), 0.1);
     assert_eq!(0.5f32.to_f64(), 0.5);
 }
+
+#[test]
+fn row_blocks_are_even_and_bounded() {
+    use super::kernel::row_block;
+    for mr in [4, 6, 14] {
+        for mc in [mr, 2 * mr, 9 * mr, 12 * mr] {
+            for m in 1..600 {
+                let b = row_block(m, mc, mr);
+                assert!(
+                    b.is_multiple_of(mr) && b <= mc && b > 0,
+                    "m {m} mc {mc} mr {mr}: {b}"
+                );
+                // As many blocks as the plain split, the last one not much shorter.
+                assert_eq!(m.div_ceil(b), m.div_ceil(mc), "m {m} mc {mc} mr {mr}: {b}");
+            }
+        }
+    }
+    assert_eq!(row_block(252, 126, 14), 126);
+    assert_eq!(row_block(252, 112, 14), 84);
+}
