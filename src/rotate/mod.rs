@@ -655,28 +655,36 @@ unsafe fn hadamard<T: Element>(
             alloc::<f64>(r)?,
         )));
     }
+    let job = HadamardJob {
+        rows: &rows,
+        target,
+        rot,
+        plan: &plan,
+        k_table: &k_table,
+    };
     split(rows.len(), parts, pool, &|p, first, count| {
         let mut guard = buffers[p].lock().unwrap_or_else(|e| e.into_inner());
         let (x, tmp) = &mut *guard;
         // SAFETY: rows of this part only; isa is available (it came from the dispatcher).
-        unsafe {
-            hadamard_rows(
-                isa, &rows, target, rot, &plan, &k_table, first, count, x, tmp,
-            )
-        };
+        unsafe { hadamard_rows(isa, &job, first, count, x, tmp) };
     });
     Ok(())
 }
 
-/// The f64 row loop, compiled for the instruction set so the butterflies vectorize.
-#[allow(clippy::too_many_arguments)]
+/// What every worker of the Hadamard path shares (read-only).
+struct HadamardJob<'a, T> {
+    rows: &'a RowSet,
+    target: Target<T>,
+    rot: &'a HadamardRotation<'a>,
+    plan: &'a HadamardPlan,
+    k_table: &'a [f64],
+}
+
+/// The f64 row loop over logical rows `first .. first + count`, in panels of `x.len() / r`
+/// rows, compiled for the instruction set so the butterflies vectorize.
 unsafe fn hadamard_rows<T: Element>(
     isa: Isa,
-    rows: &RowSet,
-    target: Target<T>,
-    rot: &HadamardRotation<'_>,
-    plan: &HadamardPlan,
-    k_table: &[f64],
+    job: &HadamardJob<'_, T>,
     first: usize,
     count: usize,
     x: &mut [f64],
@@ -684,70 +692,56 @@ unsafe fn hadamard_rows<T: Element>(
 ) {
     #[inline(always)]
     unsafe fn body<T: Element>(
-        rows: &RowSet,
-        target: Target<T>,
-        rot: &HadamardRotation<'_>,
-        plan: &HadamardPlan,
-        k_table: &[f64],
+        job: &HadamardJob<'_, T>,
         first: usize,
         count: usize,
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        let r = rot.n;
+        let r = job.rot.n;
         let panel = x.len() / r;
         let mut t0 = first;
         while t0 < first + count {
             let mc = panel.min(first + count - t0);
             // SAFETY: forwarded.
-            unsafe { target.gather(rows, t0, mc, x) };
+            unsafe { job.target.gather(job.rows, t0, mc, x) };
             for row in x[..mc * r].chunks_exact_mut(r) {
-                hadamard64::rotate_row(rot, plan, row, tmp, k_table);
+                hadamard64::rotate_row(job.rot, job.plan, row, tmp, job.k_table);
             }
-            unsafe { target.scatter(rows, t0, mc, &x[..mc * r]) };
+            unsafe { job.target.scatter(job.rows, t0, mc, &x[..mc * r]) };
             t0 += mc;
         }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn avx512<T: Element>(
-        rows: &RowSet,
-        target: Target<T>,
-        rot: &HadamardRotation<'_>,
-        plan: &HadamardPlan,
-        k_table: &[f64],
+        job: &HadamardJob<'_, T>,
         first: usize,
         count: usize,
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        unsafe { body(rows, target, rot, plan, k_table, first, count, x, tmp) }
+        unsafe { body(job, first, count, x, tmp) }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn avx2<T: Element>(
-        rows: &RowSet,
-        target: Target<T>,
-        rot: &HadamardRotation<'_>,
-        plan: &HadamardPlan,
-        k_table: &[f64],
+        job: &HadamardJob<'_, T>,
         first: usize,
         count: usize,
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        unsafe { body(rows, target, rot, plan, k_table, first, count, x, tmp) }
+        unsafe { body(job, first, count, x, tmp) }
     }
     // SAFETY: isa is available; the rest is forwarded.
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => avx512(rows, target, rot, plan, k_table, first, count, x, tmp),
+            Isa::Avx512 => avx512(job, first, count, x, tmp),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => avx2(rows, target, rot, plan, k_table, first, count, x, tmp),
-            _ => body(rows, target, rot, plan, k_table, first, count, x, tmp),
+            Isa::Avx2 => avx2(job, first, count, x, tmp),
+            _ => body(job, first, count, x, tmp),
         }
     }
 }
