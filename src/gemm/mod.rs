@@ -236,41 +236,67 @@ fn out_of_memory(what: &str, len: usize, elem: usize) -> Error {
     }
 }
 
-/// A heap buffer whose usable part starts on a 64-byte boundary.
+/// A zero-initialized heap buffer on a 64-byte boundary. Allocated with `alloc_zeroed`, so
+/// a large one costs no zeroing pass up front: the pages are zero when first touched (by
+/// whichever thread packs into them).
 struct AlignedBuf<F> {
-    v: Vec<F>,
-    off: usize,
+    ptr: std::ptr::NonNull<F>,
     len: usize,
 }
+
+// SAFETY: an owned buffer of plain numbers, like Vec<F>.
+unsafe impl<F: Send> Send for AlignedBuf<F> {}
+// SAFETY: shared access is read-only (through `as_slice`).
+unsafe impl<F: Sync> Sync for AlignedBuf<F> {}
 
 impl<F: Real> AlignedBuf<F> {
     const fn new() -> Self {
         AlignedBuf {
-            v: Vec::new(),
-            off: 0,
+            ptr: std::ptr::NonNull::dangling(),
             len: 0,
         }
+    }
+
+    fn layout(len: usize) -> Option<std::alloc::Layout> {
+        std::alloc::Layout::array::<F>(len)
+            .and_then(|l| l.align_to(64))
+            .ok()
     }
 
     /// `len` zeros, or `OutOfMemory` (never an abort).
     fn zeroed(len: usize, what: &str) -> Result<Self, Error> {
         let size = std::mem::size_of::<F>();
-        let slack = 64 / size;
         let err = || out_of_memory(what, len, size);
-        let total = len.checked_add(slack).ok_or_else(err)?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(total).map_err(|_| err())?;
-        v.resize(total, F::ZERO);
-        let off = (64 - v.as_ptr() as usize % 64) % 64 / size;
-        Ok(AlignedBuf { v, off, len })
+        if len == 0 {
+            return Ok(Self::new());
+        }
+        let layout = Self::layout(len).ok_or_else(err)?;
+        // SAFETY: the layout has nonzero size (len > 0, F is not zero-sized).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        // All-zero bits are 0.0 for f32 and f64.
+        let ptr = std::ptr::NonNull::new(raw.cast::<F>()).ok_or_else(err)?;
+        Ok(AlignedBuf { ptr, len })
     }
 
     fn as_slice(&self) -> &[F] {
-        &self.v[self.off..self.off + self.len]
+        // SAFETY: ptr holds len initialized values (or is dangling with len 0).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [F] {
-        &mut self.v[self.off..self.off + self.len]
+    fn as_mut_ptr(&mut self) -> *mut F {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<F> Drop for AlignedBuf<F> {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            let layout = std::alloc::Layout::array::<F>(self.len)
+                .and_then(|l| l.align_to(64))
+                .expect("the layout was valid at allocation");
+            // SAFETY: allocated by `zeroed` with this layout.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
+        }
     }
 }
 
@@ -289,9 +315,23 @@ pub(crate) struct PackedB<F: Real> {
     data: AlignedBuf<F>,
 }
 
+/// Where concurrent packers write: the packed buffer's pointer, shared by the parts of
+/// [`PackedB::new_split`] (each writes only its own rows).
+struct PackDst<F>(*mut F);
+// SAFETY: the parts write disjoint elements (new_split's contract).
+unsafe impl<F> Sync for PackDst<F> {}
+
+impl<F> PackDst<F> {
+    // A method, so closures capture the (Sync) wrapper rather than the raw pointer field.
+    fn get(&self) -> *mut F {
+        self.0
+    }
+}
+
 impl<F: Real> PackedB<F> {
     /// Pack B[i][j] = b[i * rs + j * cs] from an f64 source (converted to F).
     /// Allocation failure -> Err(OutOfMemory); an `isa` this CPU lacks -> Err(IsaUnavailable).
+    #[allow(dead_code)] // the single-threaded form, used by the tests and benches/gemm.rs
     pub(crate) fn new(
         isa: Isa,
         k: usize,
@@ -303,6 +343,7 @@ impl<F: Real> PackedB<F> {
         Self::with_kc(isa, k, n, b, rs, cs, F::blocking(isa).kc)
     }
 
+    #[allow(dead_code)] // as `new`
     fn with_kc(
         isa: Isa,
         k: usize,
@@ -312,6 +353,41 @@ impl<F: Real> PackedB<F> {
         cs: usize,
         kc: usize,
     ) -> Result<Self, Error> {
+        // SAFETY: one call of `work` covering all rows.
+        unsafe { Self::split_kc(isa, k, n, b, rs, cs, kc, |work| work(0, k)) }.map(|(p, _)| p)
+    }
+
+    /// `new`, with the packing split by rows: `run` must call `work(first, count)` for
+    /// ranges of rows that together cover `0..k`, on as many threads as it likes. Also
+    /// tells whether every value of B was finite (checked while packing, so the caller
+    /// needs no separate pass over B).
+    ///
+    /// # Safety
+    /// Ranges that `run` lets execute at the same time must not overlap.
+    pub(crate) unsafe fn new_split(
+        isa: Isa,
+        k: usize,
+        n: usize,
+        b: &[f64],
+        rs: usize,
+        cs: usize,
+        run: impl FnOnce(&(dyn Fn(usize, usize) + Sync)),
+    ) -> Result<(Self, bool), Error> {
+        // SAFETY: forwarded.
+        unsafe { Self::split_kc(isa, k, n, b, rs, cs, F::blocking(isa).kc, run) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn split_kc(
+        isa: Isa,
+        k: usize,
+        n: usize,
+        b: &[f64],
+        rs: usize,
+        cs: usize,
+        kc: usize,
+        run: impl FnOnce(&(dyn Fn(usize, usize) + Sync)),
+    ) -> Result<(Self, bool), Error> {
         check_available(isa)?;
         assert!(kc > 0);
         let nr = F::blocking(isa).nr;
@@ -331,32 +407,61 @@ impl<F: Real> PackedB<F> {
                 b.len()
             );
         }
-        let mut data = AlignedBuf::zeroed(len, "packed B")?;
-        let out = data.as_mut_slice();
-        let mut pc = 0;
-        while pc < k {
-            let kcb = kc.min(k - pc);
-            let block = &mut out[pc * n_pad..(pc + kcb) * n_pad];
-            for (jp, panel) in block.chunks_exact_mut(kcb * nr).enumerate() {
-                let j0 = jp * nr;
-                let cols = nr.min(n - j0);
-                for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-                    let src = (pc + p) * rs + j0 * cs;
-                    for (j, x) in row[..cols].iter_mut().enumerate() {
-                        *x = F::from_f64(b[src + j * cs]);
+        let mut data = AlignedBuf::<F>::zeroed(len, "packed B")?;
+        let dst = PackDst(data.as_mut_ptr());
+        let finite = std::sync::atomic::AtomicBool::new(true);
+        // Row by row: each source row is read once, in order, and its values go to every
+        // micro-panel of its depth block (panel-by-panel packing would read B down the
+        // columns, a new page every row).
+        let work = |first: usize, count: usize| {
+            assert!(first <= k && count <= k - first, "rows out of range");
+            let panels = n.div_ceil(nr);
+            let mut ok = true;
+            for p in first..first + count {
+                let pc = p / kc * kc;
+                let kcb = kc.min(k - pc);
+                let row0 = pc * n_pad + (p - pc) * nr;
+                for jp in 0..panels {
+                    let j0 = jp * nr;
+                    let cols = nr.min(n - j0);
+                    // SAFETY: row0 + jp * kcb * nr + cols <= len: element (p, j0 + cols - 1)
+                    // of the layout; rows of other ranges are not touched (the caller's
+                    // contract), so this range's elements have no other writer.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(dst.get().add(row0 + jp * kcb * nr), cols)
+                    };
+                    let src = p * rs + j0 * cs;
+                    if cs == 1 {
+                        let src = &b[src..src + cols];
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o = F::from_f64(v);
+                        }
+                        ok &= src.iter().fold(true, |a, v| a & v.is_finite());
+                    } else {
+                        for (j, o) in out.iter_mut().enumerate() {
+                            let v = b[src + j * cs];
+                            ok &= v.is_finite();
+                            *o = F::from_f64(v);
+                        }
                     }
                 }
             }
-            pc += kcb;
-        }
-        Ok(PackedB {
-            isa,
-            k,
-            n,
-            kc,
-            nr,
-            data,
-        })
+            if !ok {
+                finite.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        run(&work);
+        Ok((
+            PackedB {
+                isa,
+                k,
+                n,
+                kc,
+                nr,
+                data,
+            },
+            finite.into_inner(),
+        ))
     }
 
     /// Rows of B (the depth of the product).
@@ -412,7 +517,7 @@ impl<F: Real> Workspace<F> {
             self.apack = AlignedBuf::new(); // free the old block first
             self.apack = AlignedBuf::zeroed(len, "the A packing workspace")?;
         }
-        Ok(self.apack.as_mut_slice().as_mut_ptr())
+        Ok(self.apack.as_mut_ptr())
     }
 }
 

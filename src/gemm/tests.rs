@@ -298,3 +298,39 @@ fn row_blocks_are_even_and_bounded() {
     assert_eq!(row_block(252, 126, 14), 126);
     assert_eq!(row_block(252, 112, 14), 84);
 }
+
+/// Packing split over threads, in uneven ranges, gives exactly the single-call packing,
+/// and reports a non-finite value wherever it is (strided sources too).
+#[test]
+fn split_packing_matches_and_checks_finiteness() {
+    for isa in isas() {
+        for &(k, n, transposed) in &[(1500, 70, false), (37, 1030, true), (1, 1, false)] {
+            let (rs, cs) = if transposed { (1, k) } else { (n, 1) };
+            let mut b = values(k * n, (k * n) as u64);
+            let whole = PackedB::<f32>::new(isa, k, n, &b, rs, cs).unwrap();
+            let cuts = [0, k / 3, k / 3 + 1, k];
+            let run = |work: &(dyn Fn(usize, usize) + Sync)| {
+                std::thread::scope(|s| {
+                    for w in cuts.windows(2) {
+                        s.spawn(move || work(w[0], w[1] - w[0]));
+                    }
+                })
+            };
+            // SAFETY: the ranges are disjoint and cover 0..k.
+            let (split, finite) =
+                unsafe { PackedB::<f32>::new_split(isa, k, n, &b, rs, cs, run) }.unwrap();
+            assert!(finite);
+            assert_eq!(whole.data.as_slice(), split.data.as_slice(), "{isa:?} {k}x{n}");
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let at = (k - 1) * rs + (n - 1) * cs; // the last element read
+                let keep = b[at];
+                b[at] = bad;
+                // SAFETY: as above.
+                let (_, finite) =
+                    unsafe { PackedB::<f64>::new_split(isa, k, n, &b, rs, cs, run) }.unwrap();
+                assert!(!finite, "{isa:?} {k}x{n}: {bad} not seen");
+                b[at] = keep;
+            }
+        }
+    }
+}
