@@ -10,7 +10,7 @@
 //! 3. `rotate_out_channels` (dense, f64 mode, 1 thread) against `rotate_in_channels` on
 //!    the same 4096 x 4096 weight.
 //!
-//!     cargo bench --bench rotate [-- --quick] [--no-numpy] [--runs N]
+//!     cargo bench --bench rotate [-- --quick] [--no-numpy] [--runs N] [--sections 1,2,3]
 //!
 //! Method. GFLOP/s counts 2 * M * K * N flops (M = out_features, K = N = 4096). Ours is
 //! timed around the whole call: checking and packing R, widening and rounding the weight,
@@ -625,6 +625,16 @@ fn main() {
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("--runs N"));
+    let sections: Vec<u32> = args
+        .iter()
+        .position(|a| a == "--sections")
+        .and_then(|i| args.get(i + 1))
+        .map_or(vec![1, 2, 3], |v| {
+            v.split(',')
+                .map(|x| x.parse().expect("--sections 1,2,3"))
+                .collect()
+        });
+    let want = |s: u32| sections.contains(&s);
     // K = N = n; the two out_features of the Llama-2-7B shapes (11008 scaled down in --quick).
     let n: usize = if quick { 1024 } else { 4096 };
     let shapes = [n, n * 11008 / 4096];
@@ -673,8 +683,9 @@ fn main() {
         }
     );
 
+    println!("- sections: {sections:?}");
     let mut np: [Option<Numpy>; 2] = [None, None];
-    if use_numpy {
+    if use_numpy && want(1) {
         for (slot, threads) in [(0, 1), (1, 2)] {
             match Numpy::start(threads) {
                 Ok((p, info)) => {
@@ -742,7 +753,7 @@ fn main() {
     // ------------------------------------------------------------ section 1
     let r = random_r(n, 3);
     let mut dense = Vec::new();
-    for (i, &m) in shapes.iter().enumerate() {
+    for (i, &m) in shapes.iter().enumerate().filter(|_| want(1)) {
         for mode in [Mode::F32Acc, Mode::F64] {
             let mut case_runs = runs;
             if i == 1 && mode == Mode::F64 && runs_arg.is_none() && !quick {
@@ -788,7 +799,7 @@ fn main() {
     // ------------------------------------------------------------ section 2
     let mut hads = Vec::new();
     let mut had_notes = Vec::new();
-    for &m in &shapes {
+    for &m in shapes.iter().filter(|_| want(2)) {
         let f64_runs = dense
             .iter()
             .find(|c| c.m == m && c.mode == Mode::F64)
@@ -799,9 +810,12 @@ fn main() {
     }
 
     // ------------------------------------------------------------ section 3
-    eprintln!("  out vs in, dense f64, {n} x {n}, 1 thread ...");
     let probe3 = Probe::now(&[]);
-    let (out_t, in_t, out_check, out_scan) = {
+    let (out_t, in_t, out_check, out_scan) = if !want(3) {
+        let none = stats(&[]);
+        (none, none, 0.0, (0, 0.0))
+    } else {
+        eprintln!("  out vs in, dense f64, {n} x {n}, 1 thread ...");
         let rot = Rotation::Dense { matrix: &r, n };
         let mut w = weight(n, n, 13);
         let w0 = w.clone();
@@ -819,31 +833,32 @@ fn main() {
 
     // ------------------------------------------------------------ report
     let gflops = |m: usize, s: f64| 2.0 * (m * n * n) as f64 / s / 1e9;
-    println!();
-    println!("## 1. Dense weight rotation vs numpy / OpenBLAS (W M x {n} f32, R {n} x {n})");
-    println!();
-    println!("GFLOP/s = 2 M K N / time: median (best); ms = median. Ours: `rotate_in_channels` in place on f32 weights (packing R, widening, rounding included); numpy: `np.matmul(W, R, out=C)` in float32 (sgemm) beside f32-acc, float64 (dgemm) beside f64. ratio = ours / OpenBLAS GFLOP/s (medians). others' CPU % = CPU time of other processes during the case, in % of the whole machine (anything above a few % disturbs the 2-thread rows).");
-    println!();
-    println!("| W (M x K) | ours mode | vs | threads | runs | ours GFLOP/s | ours ms | OpenBLAS GFLOP/s | OpenBLAS ms | ours / OpenBLAS | others' CPU % |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for c in &dense {
-        for (threads, (o, b)) in [(1, (0, 1)), (2, (2, 3))] {
-            let (so, sb) = (stats(&c.t[o]), stats(&c.t[b]));
-            let (blas, ratio) = if sb.n > 0 {
-                (
-                    format!(
-                        "{:.1} ({:.1}) | {:.0}",
-                        gflops(c.m, sb.med),
-                        gflops(c.m, sb.min),
-                        sb.med * 1e3
-                    ),
-                    // ours / OpenBLAS in GFLOP/s = OpenBLAS time / our time
-                    format!("{:.2}", sb.med / so.med),
-                )
-            } else {
-                ("- | -".to_string(), "-".to_string())
-            };
-            println!(
+    if want(1) {
+        println!();
+        println!("## 1. Dense weight rotation vs numpy / OpenBLAS (W M x {n} f32, R {n} x {n})");
+        println!();
+        println!("GFLOP/s = 2 M K N / time: median (best); ms = median. Ours: `rotate_in_channels` in place on f32 weights (packing R, widening, rounding included); numpy: `np.matmul(W, R, out=C)` in float32 (sgemm) beside f32-acc, float64 (dgemm) beside f64. ratio = ours / OpenBLAS GFLOP/s (medians). others' CPU % = CPU time of other processes during the case, in % of the whole machine (anything above a few % disturbs the 2-thread rows).");
+        println!();
+        println!("| W (M x K) | ours mode | vs | threads | runs | ours GFLOP/s | ours ms | OpenBLAS GFLOP/s | OpenBLAS ms | ours / OpenBLAS | others' CPU % |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for c in &dense {
+            for (threads, (o, b)) in [(1, (0, 1)), (2, (2, 3))] {
+                let (so, sb) = (stats(&c.t[o]), stats(&c.t[b]));
+                let (blas, ratio) = if sb.n > 0 {
+                    (
+                        format!(
+                            "{:.1} ({:.1}) | {:.0}",
+                            gflops(c.m, sb.med),
+                            gflops(c.m, sb.min),
+                            sb.med * 1e3
+                        ),
+                        // ours / OpenBLAS in GFLOP/s = OpenBLAS time / our time
+                        format!("{:.2}", sb.med / so.med),
+                    )
+                } else {
+                    ("- | -".to_string(), "-".to_string())
+                };
+                println!(
                 "| {} x {n} | {} | {} | {threads} | {} | {:.1} ({:.1}) | {:.0} | {blas} | {ratio} | {:.1} |",
                 c.m,
                 c.mode.name(),
@@ -854,11 +869,11 @@ fn main() {
                 so.med * 1e3,
                 c.others,
             );
+            }
         }
-    }
-    println!();
-    for c in &dense {
-        println!(
+        println!();
+        for c in &dense {
+            println!(
             "- {} x {n} {}: {} runs (wall {:.0} s); first product spot-checked vs f64 at 16 entries (worst error {:.2} of tolerance); rms {:.3} -> {:.3} after all runs{}",
             c.m,
             c.mode.name(),
@@ -873,41 +888,44 @@ fn main() {
                 String::new()
             }
         );
+        }
+        if dense.iter().any(|c| c.runs < runs) {
+            println!("- the 11008-row f64 cases ran 3 times (not {runs}): one f64 round there takes tens of seconds and the bench would pass the {TIME_BUDGET_S:.0} s budget");
+        }
     }
-    if dense.iter().any(|c| c.runs < runs) {
-        println!("- the 11008-row f64 cases ran 3 times (not {runs}): one f64 round there takes tens of seconds and the bench would pass the {TIME_BUDGET_S:.0} s budget");
-    }
-
-    println!();
-    println!("## 2. Hadamard path vs dense f64 path with the formed matrix (in_features = {n})");
-    println!();
-    println!("`Rotation::Hadamard` (MatmulHadU, scale 1/{}, random signs) vs `Rotation::Dense` of `hadamard_matrix` of the same rotation, f64 mode; alternating, 3 Hadamard runs per dense run. ms: median (best).", (n as f64).sqrt());
-    println!();
-    println!("| W (M x K) | threads | Hadamard ms | dense f64 ms | speedup (medians) | speedup (best) | >= 50x | others' CPU % |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for h in &hads {
-        let sp = h.dense.med / h.had.med;
+    if want(2) {
+        println!();
         println!(
-            "| {} x {n} | {} | {:.2} ({:.2}) | {:.0} ({:.0}) | {:.0}x | {:.0}x | {} | {:.1} |",
-            h.m,
-            h.threads,
-            h.had.med * 1e3,
-            h.had.min * 1e3,
-            h.dense.med * 1e3,
-            h.dense.min * 1e3,
-            sp,
-            h.dense.min / h.had.min,
-            if sp >= 50.0 { "yes" } else { "NO" },
-            h.others
+            "## 2. Hadamard path vs dense f64 path with the formed matrix (in_features = {n})"
         );
-    }
-    println!();
-    println!(
+        println!();
+        println!("`Rotation::Hadamard` (MatmulHadU, scale 1/{}, random signs) vs `Rotation::Dense` of `hadamard_matrix` of the same rotation, f64 mode; alternating, 3 Hadamard runs per dense run. ms: median (best).", (n as f64).sqrt());
+        println!();
+        println!("| W (M x K) | threads | Hadamard ms | dense f64 ms | speedup (medians) | speedup (best) | >= 50x | others' CPU % |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for h in &hads {
+            let sp = h.dense.med / h.had.med;
+            println!(
+                "| {} x {n} | {} | {:.2} ({:.2}) | {:.0} ({:.0}) | {:.0}x | {:.0}x | {} | {:.1} |",
+                h.m,
+                h.threads,
+                h.had.med * 1e3,
+                h.had.min * 1e3,
+                h.dense.med * 1e3,
+                h.dense.min * 1e3,
+                sp,
+                h.dense.min / h.had.min,
+                if sp >= 50.0 { "yes" } else { "NO" },
+                h.others
+            );
+        }
+        println!();
+        println!(
         "- agreement (untimed, {n} x {n} weight, 2 threads): dense f64 vs Hadamard path {:.3} % bit-identical (max |diff| / max|y| {:.1e}; required >= 99.9 %); dense f32-acc vs Hadamard {:.3} % (max |diff| / max|y| {:.1e}, informative)",
         agree.0 .0, agree.0 .1, agree.1 .0, agree.1 .1
     );
-    for (m, rr, (bad, r0, r1)) in &had_notes {
-        println!(
+        for (m, rr, (bad, r0, r1)) in &had_notes {
+            println!(
             "- {m} x {n}: {rr} dense + {} Hadamard runs per thread count; rms {r0:.3} -> {r1:.3}{}",
             3 * rr,
             if *bad > 0 {
@@ -916,26 +934,27 @@ fn main() {
                 String::new()
             }
         );
+        }
     }
-
-    println!();
-    println!("## 3. Out-channels vs in-channels, dense f64, W {n} x {n}, 1 thread");
-    println!();
-    println!("| path | runs | ms median (best) | GFLOP/s median | vs in |");
-    println!("|---|---|---|---|---|");
-    for (name, s) in [("rotate_in_channels", in_t), ("rotate_out_channels", out_t)] {
+    if want(3) {
+        println!();
+        println!("## 3. Out-channels vs in-channels, dense f64, W {n} x {n}, 1 thread");
+        println!();
+        println!("| path | runs | ms median (best) | GFLOP/s median | vs in |");
+        println!("|---|---|---|---|---|");
+        for (name, s) in [("rotate_in_channels", in_t), ("rotate_out_channels", out_t)] {
+            println!(
+                "| {name} | {} | {:.0} ({:.0}) | {:.1} | {:.3} |",
+                s.n,
+                s.med * 1e3,
+                s.min * 1e3,
+                gflops(n, s.med),
+                s.med / in_t.med
+            );
+        }
+        println!();
+        println!("- others' CPU during this section: {others3:.1} % of the machine");
         println!(
-            "| {name} | {} | {:.0} ({:.0}) | {:.1} | {:.3} |",
-            s.n,
-            s.med * 1e3,
-            s.min * 1e3,
-            gflops(n, s.med),
-            s.med / in_t.med
-        );
-    }
-    println!();
-    println!("- others' CPU during this section: {others3:.1} % of the machine");
-    println!(
         "- out path spot-checked vs f64 at 16 entries (worst error {out_check:.2} of tolerance); rms after all runs {:.3}{}",
         out_scan.1,
         if out_scan.0 > 0 {
@@ -944,6 +963,7 @@ fn main() {
             String::new()
         }
     );
+    }
     println!();
     println!("- load average at end: {}", loadavg());
     let ticks1 = machine_ticks();

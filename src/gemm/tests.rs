@@ -320,7 +320,11 @@ fn split_packing_matches_and_checks_finiteness() {
             let (split, finite) =
                 unsafe { PackedB::<f32>::new_split(isa, k, n, &b, rs, cs, run) }.unwrap();
             assert!(finite);
-            assert_eq!(whole.data.as_slice(), split.data.as_slice(), "{isa:?} {k}x{n}");
+            assert_eq!(
+                whole.data.as_slice(),
+                split.data.as_slice(),
+                "{isa:?} {k}x{n}"
+            );
             for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
                 let at = (k - 1) * rs + (n - 1) * cs; // the last element read
                 let keep = b[at];

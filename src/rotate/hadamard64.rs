@@ -1,6 +1,7 @@
 //! The Hadamard rotations of weight rotation, applied to one f64 row without forming the
 //! n x n matrix: x -> x * R for the layouts Quark builds R in.
 
+use super::fwht64::{fwht, F64Lanes, Scalar};
 use crate::hadamard::HadamardPlan;
 
 /// How a Hadamard rotation matrix R (n = K * 2^m) is laid out. Shared with C as
@@ -50,8 +51,9 @@ pub fn quark_hadamard_scale(n: usize) -> f64 {
     1.0 / f64::from((n as f32).sqrt())
 }
 
-/// Row x (length n, f64) -> x * R, in place; `tmp` has at least n values.
-#[inline(always)]
+/// Row x (length n, f64) -> x * R, in place; `tmp` has at least n values. Portable code
+/// (the matrix generators use it); the rotation path uses [`transform_row`] with the
+/// signs and the scale folded into its loads and stores.
 pub(crate) fn rotate_row(
     rot: &HadamardRotation<'_>,
     plan: &HadamardPlan,
@@ -59,29 +61,49 @@ pub(crate) fn rotate_row(
     tmp: &mut [f64],
     k_table: &[f64],
 ) {
-    let n = rot.n;
     if let Some(s) = rot.signs {
         for (v, &s) in x.iter_mut().zip(s) {
             *v *= f64::from(s);
         }
     }
-    let k = plan.k();
-    let m = n / k;
-    match rot.layout {
-        // x * kron(H_K, H_m)^T = (kron(H_K, H_m) x^T)^T: rows of m, then H_K across rows.
-        HadamardLayout::MatmulHadU => transform_km(x, tmp, k, m, k_table, false),
-        HadamardLayout::MatmulHadUTransposed => transform_km(x, tmp, k, m, k_table, true),
-        // x * kron(H_m, H_K): view x as m x K (X); result H_m X H_K = (H_K^T X^T H_m)^T,
-        // so transpose to K x m, transform with H_K^T, transpose back.
-        HadamardLayout::KronPow2K => {
-            let t = &mut tmp[..n];
-            transpose(x, t, m, k);
-            transform_km(t, x, k, m, k_table, true);
-            transpose(t, x, k, m);
-        }
-    }
+    // SAFETY: the scalar path runs on any CPU.
+    unsafe { transform_row::<Scalar>(rot.layout, plan, x, tmp, k_table) };
     for v in x.iter_mut() {
         *v *= rot.scale;
+    }
+}
+
+/// Row x (length n = K * 2^m) -> x * M_layout (unnormalized, no signs), in place; `tmp`
+/// has at least n values; `k_table` is H_K as f64 (empty when K = 1).
+///
+/// # Safety
+/// `V`'s instruction set must be available.
+#[inline(always)]
+pub(crate) unsafe fn transform_row<V: F64Lanes>(
+    layout: HadamardLayout,
+    plan: &HadamardPlan,
+    x: &mut [f64],
+    tmp: &mut [f64],
+    k_table: &[f64],
+) {
+    let n = x.len();
+    let k = plan.k();
+    let m = n / k;
+    // SAFETY (each call): forwarded.
+    unsafe {
+        match layout {
+            // x * kron(H_K, H_m)^T = (kron(H_K, H_m) x^T)^T: rows of m, then H_K across rows.
+            HadamardLayout::MatmulHadU => transform_km::<V>(x, tmp, k, m, k_table, false),
+            HadamardLayout::MatmulHadUTransposed => transform_km::<V>(x, tmp, k, m, k_table, true),
+            // x * kron(H_m, H_K): view x as m x K (X); result H_m X H_K = (H_K^T X^T H_m)^T,
+            // so transpose to K x m, transform with H_K^T, transpose back.
+            HadamardLayout::KronPow2K => {
+                let t = &mut tmp[..n];
+                transpose(x, t, m, k);
+                transform_km::<V>(t, x, k, m, k_table, true);
+                transpose(t, x, k, m);
+            }
+        }
     }
 }
 
@@ -97,7 +119,7 @@ fn transpose(src: &[f64], dst: &mut [f64], rows: usize, cols: usize) {
 
 /// x (K x m, row-major) -> H' x H_m, H' = H_K or H_K^T; `tmp` is scratch of K * m.
 #[inline(always)]
-fn transform_km(
+unsafe fn transform_km<V: F64Lanes>(
     x: &mut [f64],
     tmp: &mut [f64],
     k: usize,
@@ -106,7 +128,8 @@ fn transform_km(
     transpose_k: bool,
 ) {
     for seg in x.chunks_exact_mut(m) {
-        fwht(seg);
+        // SAFETY: forwarded.
+        unsafe { fwht::<V>(seg) };
     }
     if k == 1 {
         return;
@@ -134,22 +157,4 @@ fn transform_km(
         }
     }
     x.copy_from_slice(out);
-}
-
-/// Walsh-Hadamard transform (Sylvester order, unnormalized) of a power-of-two slice.
-#[inline(always)]
-fn fwht(x: &mut [f64]) {
-    let n = x.len();
-    let mut h = 1;
-    while h < n {
-        for block in x.chunks_exact_mut(2 * h) {
-            let (a, b) = block.split_at_mut(h);
-            for (a, b) in a.iter_mut().zip(b.iter_mut()) {
-                let (u, v) = (*a, *b);
-                *a = u + v;
-                *b = u - v;
-            }
-        }
-        h *= 2;
-    }
 }

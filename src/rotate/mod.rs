@@ -13,6 +13,7 @@
 //! rounded once back into place. Extra memory is O(panel) plus, for a dense R, one packed
 //! copy of R; never a copy of W.
 
+mod fwht64;
 pub mod hadamard64;
 pub mod matrices;
 
@@ -181,55 +182,84 @@ impl<T: Element> Target<T> {
         }
     }
 
-    /// Copy logical rows `t0 .. t0 + count` into `out` (count x r, row-major), widened.
+    /// Copy logical rows `t0 .. t0 + count` into `out` (count x r, row-major), widened,
+    /// element k multiplied by `signs[k]` when given (exact: they are +-1).
     ///
     /// # Safety
     /// The row set must describe valid memory of this target.
     #[inline(always)]
-    unsafe fn gather<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, out: &mut [F]) {
+    unsafe fn gather<F: Real>(
+        &self,
+        rows: &RowSet,
+        t0: usize,
+        count: usize,
+        out: &mut [F],
+        signs: Option<&[f64]>,
+    ) {
         let r = rows.r;
+        let widen = |v: T| f64::from(v.to_f32());
         self.runs(rows, t0, count, |i, len, base, off, step| {
             if step == 1 {
                 // A contiguous row: a plain converting copy the compiler vectorizes.
                 // SAFETY: forwarded; the row has r elements.
                 let src = unsafe { std::slice::from_raw_parts(base.add(off), r) };
-                for (o, v) in out[i * r..(i + 1) * r].iter_mut().zip(src) {
-                    *o = F::from_f64(f64::from(v.to_f32()));
+                let out = &mut out[i * r..(i + 1) * r];
+                match signs {
+                    Some(s) => {
+                        for ((o, &v), &s) in out.iter_mut().zip(src).zip(&s[..r]) {
+                            *o = F::from_f64(widen(v) * s);
+                        }
+                    }
+                    None => {
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o = F::from_f64(widen(v));
+                        }
+                    }
                 }
                 return;
             }
             for k in 0..r {
+                let s = signs.map_or(1.0, |s| s[k]);
                 for q in 0..len {
                     // SAFETY: forwarded.
                     let v = unsafe { *base.add(off + q + k * step) };
-                    out[(i + q) * r + k] = F::from_f64(f64::from(v.to_f32()));
+                    out[(i + q) * r + k] = F::from_f64(widen(v) * s);
                 }
             }
         });
     }
 
-    /// Round rows of `x` (count x r) once to T and store them as logical rows `t0 ..`.
+    /// Round rows of `x` (count x r), each value multiplied by `scale` when given, once to
+    /// T and store them as logical rows `t0 ..`.
     ///
     /// # Safety
     /// As `gather`.
     #[inline(always)]
-    unsafe fn scatter<F: Real>(&self, rows: &RowSet, t0: usize, count: usize, x: &[F]) {
+    unsafe fn scatter<F: Real>(
+        &self,
+        rows: &RowSet,
+        t0: usize,
+        count: usize,
+        x: &[F],
+        scale: Option<f64>,
+    ) {
         let r = rows.r;
+        // x * 1.0 is exact, so no scale and a scale of 1 are the same.
+        let c = scale.unwrap_or(1.0);
+        let round = |v: F| T::from_f64(v.to_f64() * c);
         self.runs(rows, t0, count, |i, len, base, off, step| {
             if step == 1 {
                 // SAFETY: forwarded; the row has r elements and no other thread's.
                 let dst = unsafe { std::slice::from_raw_parts_mut(base.add(off), r) };
-                for (d, v) in dst.iter_mut().zip(&x[i * r..(i + 1) * r]) {
-                    *d = T::from_f64(v.to_f64());
+                for (d, &v) in dst.iter_mut().zip(&x[i * r..(i + 1) * r]) {
+                    *d = round(v);
                 }
                 return;
             }
             for k in 0..r {
                 for q in 0..len {
                     // SAFETY: forwarded.
-                    unsafe {
-                        *base.add(off + q + k * step) = T::from_f64(x[(i + q) * r + k].to_f64())
-                    };
+                    unsafe { *base.add(off + q + k * step) = round(x[(i + q) * r + k]) };
                 }
             }
         });
@@ -641,7 +671,7 @@ unsafe fn dense<T: Element, F: Real>(
         while t0 < first + count {
             let mc = panel.min(first + count - t0);
             // SAFETY: rows of this part only; memory vouched for by the caller.
-            unsafe { target.gather(&rows, t0, mc, a) };
+            unsafe { target.gather(&rows, t0, mc, a, None) };
             if let Err(e) = gemm::gemm(isa, mc, a, r, &packed, c, r, ws) {
                 // Cannot happen: the workspace was prepared for `panel` rows before any
                 // row was written. Kept as an error rather than a panic all the same.
@@ -649,7 +679,7 @@ unsafe fn dense<T: Element, F: Real>(
                 return;
             }
             // SAFETY: as above.
-            unsafe { target.scatter(&rows, t0, mc, c) };
+            unsafe { target.scatter(&rows, t0, mc, c, None) };
             t0 += mc;
         }
     });
@@ -673,9 +703,19 @@ unsafe fn hadamard<T: Element>(
     let k = plan.k();
     let k_table: Vec<f64> = crate::hadamard::k_matrix(k)
         .map_or_else(Vec::new, |m| m.into_iter().map(f64::from).collect());
+    let signs: Option<Vec<f64>> = rot
+        .signs
+        .map(|s| s[..r].iter().map(|&v| f64::from(v)).collect());
+    // In-channels: logical rows are contiguous, so a panel of about 32 KiB keeps gather,
+    // transform and store in L1. Out-channels: HADAMARD_PANEL_ROWS adjacent columns are
+    // gathered together so each weight row is read a cache line at a time.
+    let panel = match rows.channels {
+        Channels::In => (4096 / r).clamp(1, HADAMARD_PANEL_ROWS),
+        Channels::Out => HADAMARD_PANEL_ROWS,
+    }
+    .min(rows.len());
     let mut buffers = Vec::with_capacity(parts);
     for _ in 0..parts {
-        let panel = HADAMARD_PANEL_ROWS.min(rows.len());
         buffers.push(std::sync::Mutex::new((
             alloc::<f64>(panel * r)?,
             alloc::<f64>(r)?,
@@ -684,7 +724,9 @@ unsafe fn hadamard<T: Element>(
     let job = HadamardJob {
         rows: &rows,
         target,
-        rot,
+        layout: rot.layout,
+        signs: signs.as_deref(),
+        scale: rot.scale,
         plan: &plan,
         k_table: &k_table,
     };
@@ -701,13 +743,17 @@ unsafe fn hadamard<T: Element>(
 struct HadamardJob<'a, T> {
     rows: &'a RowSet,
     target: Target<T>,
-    rot: &'a HadamardRotation<'a>,
+    layout: HadamardLayout,
+    /// The +-1 signs as f64, applied while gathering.
+    signs: Option<&'a [f64]>,
+    /// Applied while storing.
+    scale: f64,
     plan: &'a HadamardPlan,
     k_table: &'a [f64],
 }
 
 /// The f64 row loop over logical rows `first .. first + count`, in panels of `x.len() / r`
-/// rows, compiled for the instruction set so the butterflies vectorize.
+/// rows, with the transform of the instruction set.
 unsafe fn hadamard_rows<T: Element>(
     isa: Isa,
     job: &HadamardJob<'_, T>,
@@ -717,24 +763,27 @@ unsafe fn hadamard_rows<T: Element>(
     tmp: &mut [f64],
 ) {
     #[inline(always)]
-    unsafe fn body<T: Element>(
+    unsafe fn body<T: Element, V: fwht64::F64Lanes>(
         job: &HadamardJob<'_, T>,
         first: usize,
         count: usize,
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        let r = job.rot.n;
+        let r = job.rows.r;
         let panel = x.len() / r;
         let mut t0 = first;
         while t0 < first + count {
             let mc = panel.min(first + count - t0);
-            // SAFETY: forwarded.
-            unsafe { job.target.gather(job.rows, t0, mc, x) };
-            for row in x[..mc * r].chunks_exact_mut(r) {
-                hadamard64::rotate_row(job.rot, job.plan, row, tmp, job.k_table);
+            // SAFETY: forwarded; V's instruction set is the caller's.
+            unsafe {
+                job.target.gather(job.rows, t0, mc, x, job.signs);
+                for row in x[..mc * r].chunks_exact_mut(r) {
+                    hadamard64::transform_row::<V>(job.layout, job.plan, row, tmp, job.k_table);
+                }
+                job.target
+                    .scatter(job.rows, t0, mc, &x[..mc * r], Some(job.scale));
             }
-            unsafe { job.target.scatter(job.rows, t0, mc, &x[..mc * r]) };
             t0 += mc;
         }
     }
@@ -747,7 +796,7 @@ unsafe fn hadamard_rows<T: Element>(
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        unsafe { body(job, first, count, x, tmp) }
+        unsafe { body::<T, fwht64::Avx512>(job, first, count, x, tmp) }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
@@ -758,7 +807,7 @@ unsafe fn hadamard_rows<T: Element>(
         x: &mut [f64],
         tmp: &mut [f64],
     ) {
-        unsafe { body(job, first, count, x, tmp) }
+        unsafe { body::<T, fwht64::Avx2>(job, first, count, x, tmp) }
     }
     // SAFETY: isa is available; the rest is forwarded.
     unsafe {
@@ -767,7 +816,7 @@ unsafe fn hadamard_rows<T: Element>(
             Isa::Avx512 => avx512(job, first, count, x, tmp),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => avx2(job, first, count, x, tmp),
-            _ => body(job, first, count, x, tmp),
+            _ => body::<T, fwht64::Scalar>(job, first, count, x, tmp),
         }
     }
 }
