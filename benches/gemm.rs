@@ -23,6 +23,9 @@ mod dispatch {
 mod error {
     pub use quarot::error::*;
 }
+mod scratch {
+    pub use quarot::scratch::*;
+}
 #[allow(dead_code)] // the bench uses only part of the module
 #[path = "../src/gemm/mod.rs"]
 mod gemm;

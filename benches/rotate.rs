@@ -10,7 +10,7 @@
 //! 3. `rotate_out_channels` (dense, f64 mode, 1 thread) against `rotate_in_channels` on
 //!    the same 4096 x 4096 weight.
 //!
-//!     cargo bench --bench rotate [-- --quick] [--no-numpy] [--runs N] [--sections 1,2,3]
+//!     cargo bench --bench rotate [-- --quick] [--no-numpy] [--runs N] [--sections 1,2,3] [--rows M,M]
 //!
 //! Method. GFLOP/s counts 2 * M * K * N flops (M = out_features, K = N = 4096). Ours is
 //! timed around the whole call: checking and packing R, widening and rounding the weight,
@@ -637,7 +637,15 @@ fn main() {
     let want = |s: u32| sections.contains(&s);
     // K = N = n; the two out_features of the Llama-2-7B shapes (11008 scaled down in --quick).
     let n: usize = if quick { 1024 } else { 4096 };
-    let shapes = [n, n * 11008 / 4096];
+    let shapes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1))
+        .map_or(vec![n, n * 11008 / 4096], |v| {
+            v.split(',')
+                .map(|x| x.parse().expect("--rows M,M"))
+                .collect()
+        });
     let runs = runs_arg.unwrap_or(if quick { 3 } else { 5 });
     let total = Instant::now();
     let ticks0 = machine_ticks();

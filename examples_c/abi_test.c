@@ -1001,6 +1001,39 @@ static void test_isa_unavailable(void) {
     free(hcopy);
 }
 
+/* Scratch kept between dense rotations, and quarot_release_scratch giving it back; a
+ * rotation on reused (dirty) scratch gives the same bits as on fresh scratch. */
+static void test_scratch(void) {
+    const size_t r = 512, m = 8;
+    double *rot = (double *)xmalloc(r * r * sizeof(double));
+    float *w = (float *)xmalloc(m * r * sizeof(float));
+    float *w2 = (float *)xmalloc(m * r * sizeof(float));
+    size_t i, kept, freed;
+    for (i = 0; i < r * r; ++i) {
+        rot[i] = (double)((i * 7919u) % 1001u) / 1001.0 - 0.5;
+    }
+    for (i = 0; i < m * r; ++i) {
+        w[i] = (float)((i * 31u) % 97u) / 97.0f - 0.5f;
+    }
+    memcpy(w2, w, m * r * sizeof(float));
+    quarot_release_scratch();
+    CHECK(quarot_scratch_retained() == 0);
+    CHECK_STATUS(quarot_rotate_in_channels(w, QUAROT_DTYPE_F32, m, r, r, rot, r, 0), QUAROT_OK);
+    kept = quarot_scratch_retained();
+    /* the packed rotation alone is r * r doubles */
+    CHECK(kept >= r * r * sizeof(double));
+    /* the same rotation again, on the kept (dirty) buffers, of the second copy */
+    CHECK_STATUS(quarot_rotate_in_channels(w2, QUAROT_DTYPE_F32, m, r, r, rot, r, 0), QUAROT_OK);
+    CHECK(memcmp(w, w2, m * r * sizeof(float)) == 0);
+    freed = quarot_release_scratch();
+    CHECK(freed == kept);
+    CHECK(quarot_scratch_retained() == 0);
+    CHECK(quarot_release_scratch() == 0);
+    free(rot);
+    free(w);
+    free(w2);
+}
+
 int main(int argc, char **argv) {
     const char *expect_isa = NULL;
     int expect_unavailable = 0;
@@ -1034,6 +1067,7 @@ int main(int argc, char **argv) {
         test_rows_for_thread();
         test_parallel_flag();
         test_threads();
+        test_scratch();
     }
 
     printf("abi_test: %d checks, %d failed\n", checks, failures);

@@ -380,6 +380,26 @@ quarot_status quarot_rows_for_thread(size_t rows,
 quarot_status quarot_set_num_threads(size_t n);
 
 /**
+ * Free the scratch memory libquarot keeps between calls; returns the number of bytes
+ * freed.
+ *
+ * Dense weight rotations (quarot_rotate_in_channels / _out_channels) need about
+ * rotation_n^2 * 8 bytes (f64 mode; * 4 with QUAROT_FLAG_F32_ACCUMULATE) for the packed
+ * rotation and a few MiB of row panels per thread. Mapping that memory afresh costs a page
+ * fault per 4 KiB, so buffers of 1 MiB or more are kept after a call (at most 8 of them)
+ * and reused by the next one, as BLAS libraries keep theirs. Call this when you are done
+ * rotating (e.g. after converting a model) to give the memory back. Later calls allocate
+ * again as needed. Thread-safe; buffers in use by running calls are not affected.
+ */
+size_t quarot_release_scratch(void);
+
+/**
+ * Bytes of scratch memory libquarot currently keeps between calls (see
+ * quarot_release_scratch). Thread-safe.
+ */
+size_t quarot_scratch_retained(void);
+
+/**
  * A static, NUL-terminated description of a status code; "unknown status" for a value
  * that is not one. Never NULL. Thread-safe.
  */
@@ -436,7 +456,8 @@ const char *quarot_isa_name(quarot_isa isa);
  * f16/bf16 twice, through float32; results can differ from Quark by one ulp there).
  * `flags`: QUAROT_FLAG_PARALLEL (use libquarot's worker pool) and QUAROT_FLAG_F32_ACCUMULATE.
  *
- * Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W.
+ * Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W. Large
+ * scratch buffers are kept for the next call until quarot_release_scratch().
  * On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
  * matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
  * QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing

@@ -20,6 +20,7 @@ pub mod hadamard;
 mod kernel;
 mod parallel;
 pub mod rotate;
+pub mod scratch;
 mod simd;
 
 pub mod ffi;

@@ -16,6 +16,7 @@ mod simd;
 
 use crate::dispatch::{check_available, Isa};
 use crate::error::{Error, Status};
+use crate::scratch::Buf;
 use kernel::Job;
 use simd::Scalar;
 #[cfg(target_arch = "x86_64")]
@@ -236,67 +237,56 @@ fn out_of_memory(what: &str, len: usize, elem: usize) -> Error {
     }
 }
 
-/// A zero-initialized heap buffer on a 64-byte boundary. Allocated with `alloc_zeroed`, so
-/// a large one costs no zeroing pass up front: the pages are zero when first touched (by
-/// whichever thread packs into them).
-struct AlignedBuf<F> {
-    ptr: std::ptr::NonNull<F>,
-    len: usize,
+/// Rows of the register tile of `isa` for F (row panels that are multiples of it end in
+/// no partial tile).
+pub(crate) fn tile_rows<F: Real>(isa: Isa) -> usize {
+    F::blocking(isa).mr
 }
 
-// SAFETY: an owned buffer of plain numbers, like Vec<F>.
-unsafe impl<F: Send> Send for AlignedBuf<F> {}
-// SAFETY: shared access is read-only (through `as_slice`).
-unsafe impl<F: Sync> Sync for AlignedBuf<F> {}
+/// `len` values of F in a 64-byte-aligned scratch buffer ([`crate::scratch`]: large ones
+/// are reused across calls, so the contents are unspecified, zeros or old values).
+pub(crate) struct AlignedBuf<F> {
+    buf: Buf,
+    len: usize,
+    _f: std::marker::PhantomData<F>,
+}
 
 impl<F: Real> AlignedBuf<F> {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         AlignedBuf {
-            ptr: std::ptr::NonNull::dangling(),
+            buf: Buf::empty(),
             len: 0,
+            _f: std::marker::PhantomData,
         }
     }
 
-    fn layout(len: usize) -> Option<std::alloc::Layout> {
-        std::alloc::Layout::array::<F>(len)
-            .and_then(|l| l.align_to(64))
-            .ok()
-    }
-
-    /// `len` zeros, or `OutOfMemory` (never an abort).
-    fn zeroed(len: usize, what: &str) -> Result<Self, Error> {
+    /// `len` values (unspecified but initialized), or `OutOfMemory` (never an abort).
+    pub(crate) fn scratch(len: usize, what: &str) -> Result<Self, Error> {
         let size = std::mem::size_of::<F>();
-        let err = || out_of_memory(what, len, size);
-        if len == 0 {
-            return Ok(Self::new());
-        }
-        let layout = Self::layout(len).ok_or_else(err)?;
-        // SAFETY: the layout has nonzero size (len > 0, F is not zero-sized).
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        // All-zero bits are 0.0 for f32 and f64.
-        let ptr = std::ptr::NonNull::new(raw.cast::<F>()).ok_or_else(err)?;
-        Ok(AlignedBuf { ptr, len })
+        let buf = len
+            .checked_mul(size)
+            .and_then(Buf::take)
+            .ok_or_else(|| out_of_memory(what, len, size))?;
+        Ok(AlignedBuf {
+            buf,
+            len,
+            _f: std::marker::PhantomData,
+        })
     }
 
-    fn as_slice(&self) -> &[F] {
-        // SAFETY: ptr holds len initialized values (or is dangling with len 0).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    pub(crate) fn as_slice(&self) -> &[F] {
+        // SAFETY: the buffer holds len * size_of::<F>() initialized bytes, 64-byte aligned,
+        // and every bit pattern is a valid f32 / f64 (or it is dangling with len 0).
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [F] {
+        // SAFETY: as `as_slice`, and we hold the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast(), self.len) }
     }
 
     fn as_mut_ptr(&mut self) -> *mut F {
-        self.ptr.as_ptr()
-    }
-}
-
-impl<F> Drop for AlignedBuf<F> {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            let layout = std::alloc::Layout::array::<F>(self.len)
-                .and_then(|l| l.align_to(64))
-                .expect("the layout was valid at allocation");
-            // SAFETY: allocated by `zeroed` with this layout.
-            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
-        }
+        self.buf.as_mut_ptr().cast()
     }
 }
 
@@ -314,6 +304,9 @@ pub(crate) struct PackedB<F: Real> {
     nr: usize,
     data: AlignedBuf<F>,
 }
+
+/// Rows of B packed together (see `PackedB::new_split`).
+const PACK_GROUP: usize = 16;
 
 /// Where concurrent packers write: the packed buffer's pointer, shared by the parts of
 /// [`PackedB::new_split`] (each writes only its own rows).
@@ -407,7 +400,7 @@ impl<F: Real> PackedB<F> {
                 b.len()
             );
         }
-        let mut data = AlignedBuf::<F>::zeroed(len, "packed B")?;
+        let mut data = AlignedBuf::<F>::scratch(len, "packed B")?;
         let dst = PackDst(data.as_mut_ptr());
         let finite = std::sync::atomic::AtomicBool::new(true);
         // Row by row: each source row is read once, in order, and its values go to every
@@ -417,34 +410,44 @@ impl<F: Real> PackedB<F> {
             assert!(first <= k && count <= k - first, "rows out of range");
             let panels = n.div_ceil(nr);
             let mut ok = true;
-            for p in first..first + count {
-                let pc = p / kc * kc;
+            let end = first + count;
+            let mut g0 = first;
+            while g0 < end {
+                let pc = g0 / kc * kc;
                 let kcb = kc.min(k - pc);
-                let row0 = pc * n_pad + (p - pc) * nr;
+                // A group of rows in one depth block, copied panel by panel: each panel
+                // receives one contiguous run (group x NR values) and each source row is
+                // read in order, NR values per panel.
+                let g1 = end.min(g0 + PACK_GROUP).min(pc + kcb);
                 for jp in 0..panels {
                     let j0 = jp * nr;
                     let cols = nr.min(n - j0);
-                    // SAFETY: row0 + jp * kcb * nr + cols <= len: element (p, j0 + cols - 1)
-                    // of the layout; rows of other ranges are not touched (the caller's
-                    // contract), so this range's elements have no other writer.
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(dst.get().add(row0 + jp * kcb * nr), cols)
-                    };
-                    let src = p * rs + j0 * cs;
-                    if cs == 1 {
-                        let src = &b[src..src + cols];
-                        for (o, &v) in out.iter_mut().zip(src) {
-                            *o = F::from_f64(v);
-                        }
-                        ok &= src.iter().fold(true, |a, v| a & v.is_finite());
-                    } else {
-                        for (j, o) in out.iter_mut().enumerate() {
-                            let v = b[src + j * cs];
-                            ok &= v.is_finite();
-                            *o = F::from_f64(v);
+                    for p in g0..g1 {
+                        let at = pc * n_pad + jp * kcb * nr + (p - pc) * nr;
+                        // SAFETY: at + nr <= len: row p of micro-panel jp in the layout;
+                        // rows of other ranges are not touched (the caller's contract), so
+                        // this range's elements have no other writer.
+                        let all = unsafe { std::slice::from_raw_parts_mut(dst.get().add(at), nr) };
+                        // Columns past n are zero (the buffer may hold old values).
+                        let (out, pad) = all.split_at_mut(cols);
+                        pad.fill(F::ZERO);
+                        let src = p * rs + j0 * cs;
+                        if cs == 1 {
+                            let src = &b[src..src + cols];
+                            for (o, &v) in out.iter_mut().zip(src) {
+                                *o = F::from_f64(v);
+                            }
+                            ok &= src.iter().fold(true, |a, v| a & v.is_finite());
+                        } else {
+                            for (j, o) in out.iter_mut().enumerate() {
+                                let v = b[src + j * cs];
+                                ok &= v.is_finite();
+                                *o = F::from_f64(v);
+                            }
                         }
                     }
                 }
+                g0 = g1;
             }
             if !ok {
                 finite.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -515,7 +518,7 @@ impl<F: Real> Workspace<F> {
     fn reserve(&mut self, len: usize) -> Result<*mut F, Error> {
         if self.apack.len < len {
             self.apack = AlignedBuf::new(); // free the old block first
-            self.apack = AlignedBuf::zeroed(len, "the A packing workspace")?;
+            self.apack = AlignedBuf::scratch(len, "the A packing workspace")?;
         }
         Ok(self.apack.as_mut_ptr())
     }

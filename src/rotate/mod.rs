@@ -22,7 +22,7 @@ pub use hadamard64::{quark_hadamard_scale, HadamardLayout, HadamardRotation};
 use crate::dispatch::{self, Isa};
 use crate::element::Element;
 use crate::error::{Error, Status};
-use crate::gemm::{self, PackedB, Real, Workspace};
+use crate::gemm::{self, AlignedBuf, PackedB, Real, Workspace};
 use crate::hadamard::{hadamard_k, HadamardPlan, FLAG_PARALLEL};
 use crate::parallel;
 
@@ -655,10 +655,11 @@ unsafe fn dense<T: Element, F: Real>(
         ));
     }
     let panel = PANEL_ROWS.min(rows.len());
+    let tile = gemm::tile_rows::<F>(isa);
     let mut buffers = Vec::with_capacity(parts);
     for _ in 0..parts {
-        let a = alloc::<F>(panel * r)?;
-        let c = alloc::<F>(panel * r)?;
+        let a = AlignedBuf::<F>::scratch(panel * r, "a row panel")?;
+        let c = AlignedBuf::<F>::scratch(panel * r, "a row panel")?;
         let mut ws = Workspace::<F>::new();
         ws.prepare(isa, panel, &packed)?;
         buffers.push(std::sync::Mutex::new((a, c, ws)));
@@ -667,9 +668,16 @@ unsafe fn dense<T: Element, F: Real>(
     split(rows.len(), parts, pool, &|p, first, count| {
         let mut guard = buffers[p].lock().unwrap_or_else(|e| e.into_inner());
         let (a, c, ws) = &mut *guard;
+        let (a, c) = (a.as_mut_slice(), c.as_mut_slice());
+        // Panels as even as the register tile allows (2048 rows: 8 x 238 + 144, not
+        // 8 x 252 + 32: a sliver streams all of packed R for a few tiles).
+        let even = count
+            .div_ceil(count.div_ceil(panel))
+            .next_multiple_of(tile)
+            .min(panel);
         let mut t0 = first;
         while t0 < first + count {
-            let mc = panel.min(first + count - t0);
+            let mc = even.min(first + count - t0);
             // SAFETY: rows of this part only; memory vouched for by the caller.
             unsafe { target.gather(&rows, t0, mc, a, None) };
             if let Err(e) = gemm::gemm(isa, mc, a, r, &packed, c, r, ws) {
