@@ -85,6 +85,33 @@
 #define QUAROT_FLAG_F32_ACCUMULATE 8
 
 /**
+ * quarot_quant_config.kind: no quantization.
+ */
+#define QUAROT_QUANT_NONE 0
+
+/**
+ * quarot_quant_config.kind: fake quantization (quantize, dequantize, same element type).
+ */
+#define QUAROT_QUANT_FAKE 1
+
+/**
+ * quarot_quant_config.kind: real quantization (int8 codes, scales, zero points for the op,
+ * see quarot_activations), with the rotated rows in `data` as well.
+ */
+#define QUAROT_QUANT_REAL 2
+
+/**
+ * quarot_quant_config.kind: the caller's quantizer (`custom`, `custom_user_data`).
+ */
+#define QUAROT_QUANT_CUSTOM 3
+
+/**
+ * `quarot_r4_wrapper_forward` flag: rotate (and fake-quantize) the caller's rows in place
+ * and pass those to the op, instead of a copy in libquarot's scratch.
+ */
+#define QUAROT_FORWARD_IN_PLACE 1
+
+/**
  * Status returned by every libquarot function that can fail (an int32_t in C before C23).
  * Values are fixed and never reused; `quarot_status_string()` describes one,
  * `quarot_last_error()` gives the details of the calling thread's last failure.
@@ -148,6 +175,11 @@ enum quarot_status
      * A bug in libquarot was caught at the C boundary (a Rust panic); please report it.
      */
     QUAROT_ERR_PANIC = 12,
+    /**
+     * A callback of a handle (the wrapped op, the quantizer, the RoPE) returned nonzero;
+     * `quarot_last_callback_code()` gives its code.
+     */
+    QUAROT_ERR_CALLBACK = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -156,6 +188,21 @@ typedef enum quarot_status quarot_status;
 typedef int32_t quarot_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * A QK rotation (opaque): Quark's `QKRotation` as installed by
+ * `add_qk_rotation_after_function_call_in_forward`. Immutable after creation; forward may
+ * run on many threads at once on one handle. Free it with quarot_qk_rotation_free.
+ */
+typedef struct quarot_qk_rotation quarot_qk_rotation;
+
+/**
+ * An R4 wrapper (opaque): Quark's `R4Wrapper` around an engine op. Immutable after
+ * creation; quarot_r4_wrapper_forward may run on many threads at once on one handle
+ * (libquarot's scratch is per thread), provided the op and quantizer callbacks and their
+ * user_data can be used from those threads. Free it with quarot_r4_wrapper_free.
+ */
+typedef struct quarot_r4_wrapper quarot_r4_wrapper;
 
 /**
  * Element type of a buffer (an int32_t; one of the QUAROT_DTYPE_* values). The values are
@@ -173,6 +220,187 @@ typedef int32_t quarot_isa;
  * QUAROT_LAYOUT_* values).
  */
 typedef int32_t quarot_hadamard_layout;
+
+/**
+ * A caller's activation quantizer (QUAROT_QUANT_CUSTOM): rewrite `rows` rows of `n`
+ * elements of `dtype` at `data` (`row_stride` elements apart) in place. Return 0 on
+ * success; as quarot_op_fn otherwise.
+ */
+typedef int (*quarot_quant_fn)(void *user_data,
+                               void *data,
+                               quarot_dtype dtype,
+                               size_t rows,
+                               size_t n,
+                               size_t row_stride);
+
+/**
+ * Activation quantization between the rotation and the op (QuaRot's per-token
+ * round-to-nearest `ActQuantizer`). For each group of `group_size` consecutive values of a
+ * row (the whole row when group_size is 0), in float:
+ *
+ * - xmin = min(min(group), 0) * clip_ratio, xmax = max(max(group), 0) * clip_ratio;
+ * - symmetric: maxq = 2^(bits-1) - 1; amax = max(-xmin, xmax); scale = amax / maxq (1 when
+ *   amax = 0); zero = 0; q = clamp(round(x / scale), -(maxq + 1), maxq);
+ * - asymmetric: maxq = 2^bits - 1; (xmin, xmax) = (-1, 1) when both are 0;
+ *   scale = (xmax - xmin) / maxq; zero = round(-xmin / scale);
+ *   q = clamp(round(x / scale) + zero, 0, maxq);
+ * - round is to nearest, ties to even; the quantized value is scale * (q - zero), rounded
+ *   once to the element type for QUAROT_QUANT_FAKE.
+ *
+ * QUAROT_QUANT_REAL passes q (shifted by -2^(bits-1) when asymmetric, the zero point with
+ * it, so codes are int8 in both cases) in quarot_activations.
+ */
+typedef struct quarot_quant_config {
+    /**
+     * QUAROT_QUANT_NONE, _FAKE, _REAL or _CUSTOM.
+     */
+    uint32_t kind;
+    /**
+     * 2..8 (FAKE and REAL).
+     */
+    uint32_t bits;
+    /**
+     * Nonzero: symmetric; 0: asymmetric.
+     */
+    uint32_t symmetric;
+    /**
+     * Values per group along a row (must divide n); 0: one group per row (per token).
+     */
+    size_t group_size;
+    /**
+     * In (0, 1]; 1 disables clipping (QuaRot uses 0.9 for activations).
+     */
+    float clip_ratio;
+    /**
+     * QUAROT_QUANT_CUSTOM: the quantizer (required).
+     */
+    quarot_quant_fn custom;
+    /**
+     * QUAROT_QUANT_CUSTOM: passed to `custom` untouched.
+     */
+    void *custom_user_data;
+} quarot_quant_config;
+
+/**
+ * What the op wrapped by a quarot_r4_wrapper receives: the rotated (and quantized) rows.
+ *
+ * `data` always holds `rows` rows of `n` elements of `dtype`, `row_stride` elements apart:
+ * the rotated rows (fake-quantized, with QUAROT_QUANT_FAKE; rewritten by your quantizer,
+ * with QUAROT_QUANT_CUSTOM). With QUAROT_QUANT_REAL, `codes`, `scales` and `zeros` are
+ * set too: element j of row i is represented as
+ * `scales[i * groups + j / group_size] * (codes[i * n + j] - zeros[i * groups + j / group_size])`
+ * (codes in [-2^(bits-1), 2^(bits-1) - 1]); otherwise they are NULL and group_size and
+ * groups are 0. Everything it points to belongs to libquarot and is valid only during the
+ * callback.
+ */
+typedef struct quarot_activations {
+    /**
+     * The rotated rows.
+     */
+    const void *data;
+    /**
+     * Element type of `data` (the wrapper's).
+     */
+    quarot_dtype dtype;
+    /**
+     * Number of rows.
+     */
+    size_t rows;
+    /**
+     * Row width.
+     */
+    size_t n;
+    /**
+     * Elements between row starts in `data`.
+     */
+    size_t row_stride;
+    /**
+     * QUAROT_QUANT_REAL: rows x n codes, row-major (row stride n); else NULL.
+     */
+    const int8_t *codes;
+    /**
+     * QUAROT_QUANT_REAL: rows x groups scales; else NULL.
+     */
+    const float *scales;
+    /**
+     * QUAROT_QUANT_REAL: rows x groups zero points (integers, as floats); else NULL.
+     */
+    const float *zeros;
+    /**
+     * QUAROT_QUANT_REAL: values per group (n when per token); else 0.
+     */
+    size_t group_size;
+    /**
+     * QUAROT_QUANT_REAL: groups per row (n / group_size); else 0.
+     */
+    size_t groups;
+} quarot_activations;
+
+/**
+ * The op a quarot_r4_wrapper wraps (e.g. the engine's down_proj matmul): called by
+ * quarot_r4_wrapper_forward with the user_data given at creation, the activations, and
+ * the `out` pointer given to forward. Return 0 on success; any other value makes forward
+ * fail with QUAROT_ERR_CALLBACK and is kept for quarot_last_callback_code(). Runs on the
+ * thread that called forward; must not unwind (C++ exceptions) or longjmp through
+ * libquarot.
+ */
+typedef int (*quarot_op_fn)(void *user_data, const struct quarot_activations *x, void *out);
+
+/**
+ * The layout of q and k for quarot_qk_rotation_forward, in elements: head h of token t
+ * starts at q + t * q_token_stride + h * q_head_stride (k likewise, with n_kv_heads heads:
+ * GQA). [tokens, heads, head_dim] contiguous is q_token_stride = n_heads * head_dim,
+ * q_head_stride = head_dim; head-major layouts ([heads, tokens, head_dim]) work too.
+ * Heads must not overlap, and q and k must not overlap each other.
+ */
+typedef struct quarot_qk_shape {
+    /**
+     * Tokens (0: forward does nothing).
+     */
+    size_t tokens;
+    /**
+     * Heads of q (>= 1).
+     */
+    size_t n_heads;
+    /**
+     * Heads of k (>= 1; fewer than n_heads with GQA).
+     */
+    size_t n_kv_heads;
+    /**
+     * Values per head: the handle's head_dim.
+     */
+    size_t head_dim;
+    /**
+     * Elements between consecutive tokens of q.
+     */
+    size_t q_token_stride;
+    /**
+     * Elements between consecutive heads of q.
+     */
+    size_t q_head_stride;
+    /**
+     * Elements between consecutive tokens of k.
+     */
+    size_t k_token_stride;
+    /**
+     * Elements between consecutive heads of k.
+     */
+    size_t k_head_stride;
+} quarot_qk_shape;
+
+/**
+ * The engine's RoPE, wrapped by a quarot_qk_rotation: apply it to q and k in place.
+ * `call_arg` is forward's per-call argument (positions, cos/sin tables, ...). Return 0 on
+ * success; any other value makes forward fail with QUAROT_ERR_CALLBACK before anything is
+ * rotated (q and k then hold what the callback left). Runs on the thread that called
+ * forward; must not unwind or longjmp through libquarot.
+ */
+typedef int (*quarot_rope_fn)(void *user_data,
+                              void *q,
+                              void *k,
+                              quarot_dtype dtype,
+                              const struct quarot_qk_shape *shape,
+                              void *call_arg);
 
 /**
  * IEEE binary32 (`float`).
@@ -588,6 +816,141 @@ quarot_status quarot_random_signs(int8_t *out, size_t n, uint64_t seed);
  * `out` valid for out_len doubles.
  */
 quarot_status quarot_random_orthogonal(double *out, size_t out_len, size_t n, uint64_t seed);
+
+/**
+ * Create an R4 wrapper (Quark's `R4Wrapper` / `InputRotationWrapper`): forward(x) =
+ * op(quantize(rotate(x))), where rotate is the normalized Hadamard of width n in
+ * `matmul_hadU` layout (the matrix quarot_hadamard_f32 applies with scale
+ * quarot_hadamard_scale(n) and the same flags), or, with block_size r (0 or n: whole
+ * rows), the same for each block of r consecutive values (Quark 0.10 `rotation_size`).
+ * Rotate down_proj's weight offline with the same matrix (quarot_rotate_in_channels_hadamard,
+ * QUAROT_LAYOUT_MATMUL_HADU) so that op(rotate(x)) equals the unrotated op on x.
+ *
+ * `dtype`: element type of the rows; `flags`: QUAROT_FLAG_TRANSPOSE_K,
+ * QUAROT_FLAG_PAD_TRUNCATE (QUAROT_FLAG_PARALLEL is rejected: handles never start
+ * threads); `quant`: NULL for none, else copied (the struct need not outlive the call);
+ * `op`: required; `user_data` is passed to it untouched.
+ *
+ * Writes `*out` only on success. Errors: QUAROT_ERR_NULL_POINTER (out, op, a custom
+ * quantizer), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
+ * QUAROT_ERR_UNSUPPORTED_SIZE (n or block_size has no Hadamard matrix),
+ * QUAROT_ERR_INVALID_ARGUMENT (block_size not dividing n; bits outside 2..8; clip_ratio
+ * outside (0, 1]; group_size not dividing n; unknown quant kind). Thread-safe.
+ *
+ * # Safety
+ * `quant`, if not NULL, must point to a quarot_quant_config; `out` to writable storage
+ * for a pointer.
+ */
+quarot_status quarot_r4_wrapper_new(size_t n,
+                                    size_t block_size,
+                                    quarot_dtype dtype_code,
+                                    uint32_t flags,
+                                    const struct quarot_quant_config *quant,
+                                    quarot_op_fn op,
+                                    void *user_data,
+                                    struct quarot_r4_wrapper **out);
+
+/**
+ * Run the wrapper on `rows` rows at `x` (`x_row_stride` elements apart, >= n): rotate,
+ * quantize (as configured), then call op(user_data, &activations, out). `out` is passed
+ * through untouched (the op's output, e.g. the down_proj result).
+ *
+ * The caller's rows are only read, unless `flags` has QUAROT_FORWARD_IN_PLACE: then they
+ * are rotated (and fake-quantized) in place and the op receives them (`x` then holds the
+ * rotated rows after the call, also when the op failed). rows = 0: nothing is called.
+ *
+ * Errors: QUAROT_ERR_NULL_POINTER (w; x with rows > 0), QUAROT_ERR_INVALID_FLAGS,
+ * QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY (nothing
+ * written), QUAROT_ERR_CALLBACK (the op or quantizer returned nonzero; see
+ * quarot_last_callback_code). The handle stays usable after any error.
+ *
+ * Scratch: without QUAROT_FORWARD_IN_PLACE the rotated rows go to a per-thread buffer of
+ * libquarot, grown on demand and kept for the thread's next call (rows * n elements, plus
+ * codes and scales with QUAROT_QUANT_REAL): steady-state shapes allocate nothing. No
+ * threads, no locks: call it from as many threads at once as you like.
+ *
+ * # Safety
+ * `w` must come from quarot_r4_wrapper_new and not be freed; `x` must be valid for the
+ * described rows of the wrapper's dtype (writable with QUAROT_FORWARD_IN_PLACE).
+ */
+quarot_status quarot_r4_wrapper_forward(const struct quarot_r4_wrapper *w,
+                                        void *x,
+                                        size_t rows,
+                                        size_t x_row_stride,
+                                        void *out,
+                                        uint32_t flags);
+
+/**
+ * Free an R4 wrapper; NULL is a no-op. Not while another thread uses it.
+ *
+ * # Safety
+ * `w` must be NULL or come from quarot_r4_wrapper_new, and not be used afterwards.
+ */
+void quarot_r4_wrapper_free(struct quarot_r4_wrapper *w);
+
+/**
+ * Create a QK rotation for heads of `head_dim` values of `dtype`: forward calls `rope`
+ * (may be NULL: then it only rotates), then applies the normalized Hadamard of width
+ * head_dim (`matmul_hadU` layout, scale quarot_hadamard_scale(head_dim)) to every head of
+ * q and of k, in place. head_dim 64/128/256 and the K * 2^m widths (80, 96, 112, 160,
+ * 192, ...) are exact orthogonal rotations; `flags` as for the transform
+ * (QUAROT_FLAG_TRANSPOSE_K; QUAROT_FLAG_PAD_TRUNCATE reproduces Quark <= 0.10 for any
+ * head_dim); QUAROT_FLAG_PARALLEL is rejected.
+ *
+ * In an engine this replaces the call to RoPE in attention: where it did
+ * `rope(q, k, pos)`, it calls `quarot_qk_rotation_forward(h, q, k, &shape, pos)` with
+ * `rope` as the callback, which is what Quark's
+ * `add_qk_rotation_after_function_call_in_forward` does to the model's forward.
+ *
+ * Writes `*out` only on success. Errors: QUAROT_ERR_NULL_POINTER (out),
+ * QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS, QUAROT_ERR_UNSUPPORTED_SIZE.
+ * Thread-safe.
+ *
+ * # Safety
+ * `out` must be writable storage for a pointer.
+ */
+quarot_status quarot_qk_rotation_new(size_t head_dim,
+                                     quarot_dtype dtype_code,
+                                     uint32_t flags,
+                                     quarot_rope_fn rope,
+                                     void *user_data,
+                                     struct quarot_qk_rotation **out);
+
+/**
+ * Call the RoPE callback (if any) on q and k, then rotate every head of both in place.
+ * `shape` gives the layout (its head_dim must be the handle's); `call_arg` goes to the
+ * callback untouched. tokens = 0: nothing is called.
+ *
+ * Errors (nothing written, callback not called): QUAROT_ERR_NULL_POINTER (h, shape; q or k
+ * with tokens > 0), QUAROT_ERR_INVALID_ARGUMENT (head_dim mismatch, n_heads or n_kv_heads
+ * = 0), QUAROT_ERR_INVALID_STRIDE (overlapping heads), QUAROT_ERR_OVERLAP (q and k
+ * overlap), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
+ * stays usable after any error. No allocation for steady-state shapes (scratch per
+ * thread), no threads, no locks.
+ *
+ * # Safety
+ * `h` must come from quarot_qk_rotation_new and not be freed; q and k must be valid,
+ * writable memory for the described heads of the handle's dtype.
+ */
+quarot_status quarot_qk_rotation_forward(const struct quarot_qk_rotation *h,
+                                         void *q,
+                                         void *k,
+                                         const struct quarot_qk_shape *shape,
+                                         void *call_arg);
+
+/**
+ * Free a QK rotation; NULL is a no-op. Not while another thread uses it.
+ *
+ * # Safety
+ * `h` must be NULL or come from quarot_qk_rotation_new, and not be used afterwards.
+ */
+void quarot_qk_rotation_free(struct quarot_qk_rotation *h);
+
+/**
+ * The code returned by the most recent callback that failed on this thread (the reason
+ * for the last QUAROT_ERR_CALLBACK); 0 if none has. Thread-safe (per thread).
+ */
+int quarot_last_callback_code(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -36,11 +36,14 @@ pub enum Status {
     IsaUnavailable = 11,
     /// An internal panic was caught at the C boundary (a bug in libquarot: please report it).
     Panic = 12,
+    /// A callback (the op, quantizer or RoPE wrapped by a handle) returned nonzero; its
+    /// code is kept (`quarot_last_callback_code`).
+    Callback = 13,
 }
 
 impl Status {
     /// Every status, in value order.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 14] = [
         Status::Ok,
         Status::NullPointer,
         Status::UnsupportedSize,
@@ -54,6 +57,7 @@ impl Status {
         Status::ThreadPool,
         Status::IsaUnavailable,
         Status::Panic,
+        Status::Callback,
     ];
 
     /// The status with raw value `code`, if there is one.
@@ -81,6 +85,7 @@ impl Status {
             Status::ThreadPool => c"could not create the worker pool",
             Status::IsaUnavailable => c"the instruction set forced by QUAROT_ISA is not available",
             Status::Panic => c"internal error (panic caught at the C boundary)",
+            Status::Callback => c"a callback returned an error",
         }
     }
 }

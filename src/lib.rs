@@ -18,6 +18,7 @@ pub mod error;
 mod gemm;
 pub mod hadamard;
 mod kernel;
+pub mod online;
 mod parallel;
 pub mod rotate;
 pub mod scratch;

@@ -16,6 +16,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod online;
+pub use online::*;
+
 /// Status returned by every libquarot function that can fail (an int32_t in C before C23).
 /// Values are fixed and never reused; `quarot_status_string()` describes one,
 /// `quarot_last_error()` gives the details of the calling thread's last failure.
@@ -50,6 +53,9 @@ pub enum quarot_status {
     QUAROT_ERR_ISA_UNAVAILABLE = 11,
     /// A bug in libquarot was caught at the C boundary (a Rust panic); please report it.
     QUAROT_ERR_PANIC = 12,
+    /// A callback of a handle (the wrapped op, the quantizer, the RoPE) returned nonzero;
+    /// `quarot_last_callback_code()` gives its code.
+    QUAROT_ERR_CALLBACK = 13,
 }
 
 const fn to_c(status: Status) -> quarot_status {
@@ -68,6 +74,7 @@ const fn to_c(status: Status) -> quarot_status {
         Status::ThreadPool => QUAROT_ERR_THREAD_POOL,
         Status::IsaUnavailable => QUAROT_ERR_ISA_UNAVAILABLE,
         Status::Panic => QUAROT_ERR_PANIC,
+        Status::Callback => QUAROT_ERR_CALLBACK,
     }
 }
 

@@ -458,6 +458,44 @@ pub(crate) unsafe fn execute<Ts: Element, Td: Element>(
     Ok(())
 }
 
+/// Run a validated job on this thread with a caller-kept scratch vector, grown (never
+/// shrunk) to what the job needs: the online handles keep one per thread, so steady-state
+/// calls allocate nothing. The scratch's old contents do not matter (every value the
+/// kernels read they wrote first in the same call).
+///
+/// # Safety
+/// As [`execute`]; the plan must not be parallel.
+pub(crate) unsafe fn execute_with_scratch<Ts: Element, Td: Element>(
+    isa: Isa,
+    plan: &HadamardPlan,
+    scale: f32,
+    job: Rows<Ts, Td>,
+    scratch: &mut Vec<f32>,
+) -> Result<(), Error> {
+    if job.rows == 0 {
+        return Ok(());
+    }
+    let need = ScratchLayout::new(plan, isa, Td::DTYPE, job.rows).len();
+    grow(scratch, need, 0.0)?;
+    // SAFETY: forwarded; scratch has the layout's length.
+    unsafe { kernel::run(isa, plan, scale, job, &mut scratch[..need]) };
+    Ok(())
+}
+
+/// Grow `v` to at least `len` values (new ones = `fill`), or `OutOfMemory`.
+pub(crate) fn grow<V: Copy>(v: &mut Vec<V>, len: usize, fill: V) -> Result<(), Error> {
+    if v.len() < len {
+        v.try_reserve_exact(len - v.len()).map_err(|_| {
+            Error::new(
+                Status::OutOfMemory,
+                format!("could not allocate {len} values of scratch"),
+            )
+        })?;
+        v.resize(len, fill);
+    }
+    Ok(())
+}
+
 /// A zeroed f32 buffer, or `OutOfMemory` instead of an abort.
 pub(crate) fn alloc_scratch(len: usize) -> Result<Vec<f32>, Error> {
     let mut v = Vec::new();
