@@ -3,7 +3,7 @@
 
 use super::{dtype, guard, guard_value, null, quarot_dtype, quarot_status};
 use crate::error::{Error, Status};
-use crate::online::{self, ActView, Quant, QkRotation, QkShape, QuantConfig, R4Wrapper};
+use crate::online::{self, ActView, QkRotation, QkShape, Quant, QuantConfig, R4Wrapper};
 use std::ffi::{c_int, c_void};
 
 /// What the op wrapped by a quarot_r4_wrapper receives: the rotated (and quantized) rows.
@@ -46,8 +46,13 @@ pub struct quarot_activations {
 /// fail with QUAROT_ERR_CALLBACK and is kept for quarot_last_callback_code(). Runs on the
 /// thread that called forward; must not unwind (C++ exceptions) or longjmp through
 /// libquarot.
-pub type quarot_op_fn =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, x: *const quarot_activations, out: *mut c_void) -> c_int>;
+pub type quarot_op_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        x: *const quarot_activations,
+        out: *mut c_void,
+    ) -> c_int,
+>;
 
 /// A caller's activation quantizer (QUAROT_QUANT_CUSTOM): rewrite `rows` rows of `n`
 /// elements of `dtype` at `data` (`row_stride` elements apart) in place. Return 0 on
@@ -122,7 +127,9 @@ pub struct quarot_r4_wrapper {
     quant_user_data: *mut c_void,
 }
 
-fn quant_from_c(q: Option<&quarot_quant_config>) -> Result<(Quant, quarot_quant_fn, *mut c_void), Error> {
+fn quant_from_c(
+    q: Option<&quarot_quant_config>,
+) -> Result<(Quant, quarot_quant_fn, *mut c_void), Error> {
     let Some(q) = q else {
         return Ok((Quant::None, None, std::ptr::null_mut()));
     };
@@ -265,9 +272,16 @@ pub unsafe extern "C" fn quarot_r4_wrapper_forward(
             }
         };
         let custom: Option<&mut dyn FnMut(*mut u8, usize, usize, usize) -> i32> =
-            if w.quant.is_some() { Some(&mut quant) } else { None };
+            if w.quant.is_some() {
+                Some(&mut quant)
+            } else {
+                None
+            };
         // SAFETY: x's validity is the caller's contract.
-        unsafe { w.core.forward(x.cast(), rows, x_row_stride, flags, custom, &mut op) }
+        unsafe {
+            w.core
+                .forward(x.cast(), rows, x_row_stride, flags, custom, &mut op)
+        }
     })
 }
 
@@ -430,8 +444,11 @@ pub unsafe extern "C" fn quarot_qk_rotation_forward(
                 None => 0,
             }
         };
-        let cb: Option<&mut dyn FnMut(&QkShape) -> i32> =
-            if h.rope.is_some() { Some(&mut rope) } else { None };
+        let cb: Option<&mut dyn FnMut(&QkShape) -> i32> = if h.rope.is_some() {
+            Some(&mut rope)
+        } else {
+            None
+        };
         // SAFETY: q and k's validity is the caller's contract.
         unsafe { h.core.forward(q.cast(), k.cast(), &s, cb) }
     })

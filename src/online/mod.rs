@@ -120,7 +120,10 @@ fn extent(what: &str, rows: usize, n: usize, stride: usize, elem: usize) -> Resu
     (rows - 1)
         .checked_mul(stride)
         .and_then(|x| x.checked_add(n))
-        .filter(|&x| x.checked_mul(elem).is_some_and(|b| b <= isize::MAX as usize))
+        .filter(|&x| {
+            x.checked_mul(elem)
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
         .ok_or_else(|| {
             Error::new(
                 Status::SizeOverflow,
@@ -170,11 +173,15 @@ unsafe fn transform(
     // SAFETY: forwarded; the element type matches the buffers (the caller's dtype).
     unsafe {
         match dtype {
-            DType::F32 => go::<f32>(isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch),
-            DType::F16 => go::<f16>(isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch),
-            DType::Bf16 => {
-                go::<bf16>(isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch)
-            }
+            DType::F32 => go::<f32>(
+                isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch,
+            ),
+            DType::F16 => go::<f16>(
+                isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch,
+            ),
+            DType::Bf16 => go::<bf16>(
+                isa, plan, scale, src, src_stride, dst, dst_stride, rows, scratch,
+            ),
         }
     }
 }
@@ -374,8 +381,16 @@ impl R4Wrapper {
             unsafe {
                 if per_row == 1 {
                     transform(
-                        self.isa, self.dtype, &self.plan, self.scale, x, x_stride, dst,
-                        dst_stride, job_rows, &mut s.transform,
+                        self.isa,
+                        self.dtype,
+                        &self.plan,
+                        self.scale,
+                        x,
+                        x_stride,
+                        dst,
+                        dst_stride,
+                        job_rows,
+                        &mut s.transform,
                     )?;
                 } else {
                     // Each row is per_row contiguous blocks of `block` values.
@@ -436,9 +451,21 @@ impl R4Wrapper {
                 rows,
                 n,
                 row_stride: dst_stride,
-                codes: if real { s.codes.as_ptr() } else { std::ptr::null() },
-                scales: if real { s.scales.as_ptr() } else { std::ptr::null() },
-                zeros: if real { s.zeros.as_ptr() } else { std::ptr::null() },
+                codes: if real {
+                    s.codes.as_ptr()
+                } else {
+                    std::ptr::null()
+                },
+                scales: if real {
+                    s.scales.as_ptr()
+                } else {
+                    std::ptr::null()
+                },
+                zeros: if real {
+                    s.zeros.as_ptr()
+                } else {
+                    std::ptr::null()
+                },
                 group_size: gs,
                 groups,
             };
@@ -521,7 +548,10 @@ fn check_heads(
         .checked_mul(ts)
         .and_then(|a| (heads - 1).checked_mul(hs).and_then(|b| a.checked_add(b)))
         .and_then(|x| x.checked_add(d))
-        .filter(|&x| x.checked_mul(elem).is_some_and(|b| b <= isize::MAX as usize));
+        .filter(|&x| {
+            x.checked_mul(elem)
+                .is_some_and(|b| b <= isize::MAX as usize)
+        });
     last.ok_or_else(|| {
         Error::new(
             Status::SizeOverflow,
@@ -571,12 +601,23 @@ impl QkRotation {
         if shape.head_dim != d {
             return Err(Error::new(
                 Status::InvalidArgument,
-                format!("head_dim = {} but the handle was made for {d}", shape.head_dim),
+                format!(
+                    "head_dim = {} but the handle was made for {d}",
+                    shape.head_dim
+                ),
             ));
         }
         let elem = self.dtype.size();
         let s = shape;
-        let q_len = check_heads("q", s.tokens, s.n_heads, d, s.q_token_stride, s.q_head_stride, elem)?;
+        let q_len = check_heads(
+            "q",
+            s.tokens,
+            s.n_heads,
+            d,
+            s.q_token_stride,
+            s.q_head_stride,
+            elem,
+        )?;
         let k_len = check_heads(
             "k",
             s.tokens,
@@ -626,8 +667,16 @@ impl QkRotation {
                     // overlapping; in place (same rows, same stride).
                     unsafe {
                         transform(
-                            self.isa, self.dtype, &self.plan, self.scale, base, is, base, is,
-                            inner, &mut sc.transform,
+                            self.isa,
+                            self.dtype,
+                            &self.plan,
+                            self.scale,
+                            base,
+                            is,
+                            base,
+                            is,
+                            inner,
+                            &mut sc.transform,
                         )?;
                     }
                 }

@@ -160,7 +160,7 @@ mod tests {
         let mut row = [7.0f32, -3.4, 2.5, 0.49];
         cfg(4, true, 0, 1.0).fake_quantize(&mut row);
         assert_eq!(row, [7.0, -3.0, 2.0, 0.0]); // 2.5 rounds to even
-        // -8 is the lowest code: -7 stays -7, not clipped.
+                                                // -8 is the lowest code: -7 stays -7, not clipped.
         let mut row = [-7.0f32, 3.5, 1.0, 0.0];
         cfg(4, true, 0, 1.0).fake_quantize(&mut row);
         assert_eq!(row, [-7.0, 4.0, 1.0, 0.0]);
