@@ -1034,6 +1034,133 @@ static void test_scratch(void) {
     free(w2);
 }
 
+static int op_ok(void *user_data, const quarot_activations *a, void *out) {
+    (void)a;
+    (void)out;
+    ++*(int *)user_data;
+    return 0;
+}
+
+/* Bad input to the handle functions: each its status, *out untouched, data untouched. */
+static void test_online_errors(void) {
+    quarot_r4_wrapper *const sentinel = (quarot_r4_wrapper *)&checks; /* never dereferenced */
+    quarot_r4_wrapper *w = sentinel;
+    quarot_qk_rotation *const qsentinel = (quarot_qk_rotation *)&failures;
+    quarot_qk_rotation *h = qsentinel;
+    quarot_quant_config q;
+    quarot_qk_shape s;
+    float x[2 * 64], x0[2 * 64], qv[2 * 64], kv[64], qv0[2 * 64];
+    int calls = 0;
+    size_t i;
+    for (i = 0; i < 2 * 64; ++i) {
+        x[i] = x0[i] = qv[i] = qv0[i] = (float)i - 50.0f;
+    }
+    for (i = 0; i < 64; ++i) {
+        kv[i] = (float)i;
+    }
+    memset(&q, 0, sizeof q);
+    q.kind = QUAROT_QUANT_FAKE;
+    q.bits = 4;
+    q.symmetric = 1;
+    q.clip_ratio = 1.0f;
+
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, NULL, op_ok, &calls, NULL),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, NULL, NULL, &calls, &w),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, 2, 0, NULL, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_DTYPE);
+    CHECK_STATUS(quarot_r4_wrapper_new(0, 0, QUAROT_DTYPE_F32, 0, NULL, op_ok, &calls, &w),
+                 QUAROT_ERR_UNSUPPORTED_SIZE);
+    CHECK_STATUS(quarot_r4_wrapper_new(11000, 0, QUAROT_DTYPE_F32, 0, NULL, op_ok, &calls, &w),
+                 QUAROT_ERR_UNSUPPORTED_SIZE);
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 24, QUAROT_DTYPE_F32, 0, NULL, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, QUAROT_FLAG_PARALLEL, NULL,
+                                       op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_FLAGS);
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0x100, NULL, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_FLAGS);
+    q.bits = 9;
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.bits = 4;
+    q.clip_ratio = 0.0f;
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.clip_ratio = 1.0f;
+    q.group_size = 48;
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.group_size = 0;
+    q.kind = 9;
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.kind = QUAROT_QUANT_CUSTOM; /* custom == NULL */
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK(w == sentinel);
+
+    q.kind = QUAROT_QUANT_FAKE;
+    CHECK_STATUS(quarot_r4_wrapper_new(64, 0, QUAROT_DTYPE_F32, 0, &q, op_ok, &calls, &w),
+                 QUAROT_OK);
+    CHECK(w != sentinel && w != NULL);
+    CHECK_STATUS(quarot_r4_wrapper_forward(NULL, x, 2, 64, NULL, 0), QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, NULL, 2, 64, NULL, 0), QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, x, 2, 63, NULL, 0), QUAROT_ERR_INVALID_STRIDE);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, x, 2, 64, NULL, 4), QUAROT_ERR_INVALID_FLAGS);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, x, SIZE_MAX / 2, 64, NULL, 0),
+                 QUAROT_ERR_SIZE_OVERFLOW);
+    CHECK(memcmp(x, x0, sizeof x) == 0);
+    CHECK(calls == 0);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, NULL, 0, 64, NULL, 0), QUAROT_OK);
+    CHECK(calls == 0);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, x, 2, 64, NULL, 0), QUAROT_OK);
+    CHECK(calls == 1 && memcmp(x, x0, sizeof x) == 0);
+    CHECK_STATUS(quarot_r4_wrapper_forward(w, x, 2, 64, NULL, QUAROT_FORWARD_IN_PLACE), QUAROT_OK);
+    CHECK(calls == 2 && memcmp(x, x0, sizeof x) != 0);
+    quarot_r4_wrapper_free(w);
+    quarot_r4_wrapper_free(NULL);
+
+    CHECK_STATUS(quarot_qk_rotation_new(64, QUAROT_DTYPE_F32, 0, NULL, NULL, NULL),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_qk_rotation_new(64, 7, 0, NULL, NULL, &h), QUAROT_ERR_INVALID_DTYPE);
+    CHECK_STATUS(quarot_qk_rotation_new(65, QUAROT_DTYPE_F32, 0, NULL, NULL, &h),
+                 QUAROT_ERR_UNSUPPORTED_SIZE);
+    CHECK_STATUS(quarot_qk_rotation_new(64, QUAROT_DTYPE_F32, QUAROT_FLAG_PARALLEL, NULL, NULL,
+                                        &h),
+                 QUAROT_ERR_INVALID_FLAGS);
+    CHECK(h == qsentinel);
+    CHECK_STATUS(quarot_qk_rotation_new(64, QUAROT_DTYPE_F32, 0, NULL, NULL, &h), QUAROT_OK);
+    s.tokens = 2;
+    s.n_heads = 1;
+    s.n_kv_heads = 1;
+    s.head_dim = 64;
+    s.q_token_stride = 64;
+    s.q_head_stride = 64;
+    s.k_token_stride = 0; /* two tokens of k at the same place: overlapping heads */
+    s.k_head_stride = 64;
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, kv, &s, NULL), QUAROT_ERR_INVALID_STRIDE);
+    s.tokens = 1;
+    CHECK_STATUS(quarot_qk_rotation_forward(NULL, qv, kv, &s, NULL), QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, kv, NULL, NULL), QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_qk_rotation_forward(h, NULL, kv, &s, NULL), QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, NULL, &s, NULL), QUAROT_ERR_NULL_POINTER);
+    s.n_heads = 0;
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, kv, &s, NULL), QUAROT_ERR_INVALID_ARGUMENT);
+    s.n_heads = 1;
+    s.head_dim = 128;
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, kv, &s, NULL), QUAROT_ERR_INVALID_ARGUMENT);
+    s.head_dim = 64;
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, qv + 32, &s, NULL), QUAROT_ERR_OVERLAP);
+    CHECK(memcmp(qv, qv0, sizeof qv) == 0);
+    CHECK_STATUS(quarot_qk_rotation_forward(h, qv, qv + 64, &s, NULL), QUAROT_OK);
+    CHECK(memcmp(qv, qv0, sizeof qv) != 0);
+    quarot_qk_rotation_free(h);
+    quarot_qk_rotation_free(NULL);
+    CHECK(strcmp(quarot_status_string(QUAROT_ERR_CALLBACK), "a callback returned an error") == 0);
+}
+
 int main(int argc, char **argv) {
     const char *expect_isa = NULL;
     int expect_unavailable = 0;
@@ -1068,6 +1195,7 @@ int main(int argc, char **argv) {
         test_parallel_flag();
         test_threads();
         test_scratch();
+        test_online_errors();
     }
 
     printf("abi_test: %d checks, %d failed\n", checks, failures);

@@ -9,6 +9,9 @@
 //! - `rotate_net.c`: weight rotation of a two-layer network through the C ABI (the network
 //!   must be unchanged; Hadamard entry points == dense matrix; error cases leave the
 //!   weights alone); exit status 0 iff every check passed; also run once per instruction set.
+//! - `r4_wrapper.c`: an MLP whose down_proj is wrapped by a quarot_r4_wrapper (output
+//!   unchanged; 4-bit activations lose less with the rotation; real codes == fake).
+//! - `qk_rotation.c`: a C RoPE wrapped by a quarot_qk_rotation (attention scores unchanged).
 //!
 //! Needs a C and a C++ compiler (`cc`/`c++`, or `CC`/`CXX`); nothing else.
 #![cfg(unix)]
@@ -257,7 +260,11 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
 
 /// The program built once per test process (several tests run the same binary).
 fn program(stem: &'static str, lang: Lang) -> &'static Path {
-    static BUILDS: [OnceLock<PathBuf>; 6] = [
+    static BUILDS: [OnceLock<PathBuf>; 10] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
@@ -272,6 +279,10 @@ fn program(stem: &'static str, lang: Lang) -> &'static Path {
         ("abi_test", Lang::Cxx) => 3,
         ("rotate_net", Lang::C) => 4,
         ("rotate_net", Lang::Cxx) => 5,
+        ("r4_wrapper", Lang::C) => 6,
+        ("r4_wrapper", Lang::Cxx) => 7,
+        ("qk_rotation", Lang::C) => 8,
+        ("qk_rotation", Lang::Cxx) => 9,
         _ => unreachable!("unknown program {stem}"),
     };
     BUILDS[slot].get_or_init(|| compile(stem, lang))
@@ -453,4 +464,60 @@ fn rotate_net_on_every_isa() {
     }
     assert!(ran.contains(&"scalar"), "the scalar path must always run");
     eprintln!("rotate_net ran on: {}", ran.join(", "));
+}
+
+/// Run an example that ends with "<name>: N checks, 0 failed" and check its key lines.
+fn check_example(stem: &'static str, lang: Lang, isa: Option<&str>, expected: &[&str]) -> String {
+    let out = run(program(stem, lang), &[], isa);
+    let stdout = assert_success(
+        &format!("{stem} with QUAROT_ISA={}", isa.unwrap_or("(unset)")),
+        &out,
+    );
+    for e in expected {
+        assert!(stdout.contains(e), "{stem} output lacks {e:?}:\n{stdout}");
+    }
+    stdout
+}
+
+const R4_LINES: &[&str] = &[
+    "1. rotated MLP vs plain MLP, no quantization",
+    "2. 4-bit activations (per token, symmetric)",
+    "3. real int8 codes vs fake quantization",
+    "4. failing op: QUAROT_ERR_CALLBACK, code 77",
+    ", 0 failed",
+];
+
+const QK_LINES: &[&str] = &[
+    "scores unchanged by the rotation",
+    "failing RoPE: QUAROT_ERR_CALLBACK",
+    ", 0 failed",
+];
+
+#[test]
+fn r4_wrapper_c99() {
+    check_example("r4_wrapper", Lang::C, None, R4_LINES);
+}
+
+#[test]
+fn r4_wrapper_cxx11() {
+    check_example("r4_wrapper", Lang::Cxx, None, R4_LINES);
+}
+
+#[test]
+fn qk_rotation_c99() {
+    check_example("qk_rotation", Lang::C, None, QK_LINES);
+}
+
+#[test]
+fn qk_rotation_cxx11() {
+    check_example("qk_rotation", Lang::Cxx, None, QK_LINES);
+}
+
+/// The handles use the active instruction set's kernels: run both examples on each one.
+#[test]
+fn online_examples_on_every_isa() {
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        check_example("r4_wrapper", Lang::C, Some(isa.name()), R4_LINES);
+        check_example("qk_rotation", Lang::C, Some(isa.name()), QK_LINES);
+    }
 }
