@@ -843,7 +843,7 @@ quarot_status quarot_random_orthogonal(double *out, size_t out_len, size_t n, ui
  */
 quarot_status quarot_r4_wrapper_new(size_t n,
                                     size_t block_size,
-                                    quarot_dtype dtype_code,
+                                    quarot_dtype dtype,
                                     uint32_t flags,
                                     const struct quarot_quant_config *quant,
                                     quarot_op_fn op,
@@ -910,7 +910,7 @@ void quarot_r4_wrapper_free(struct quarot_r4_wrapper *w);
  * `out` must be writable storage for a pointer.
  */
 quarot_status quarot_qk_rotation_new(size_t head_dim,
-                                     quarot_dtype dtype_code,
+                                     quarot_dtype dtype,
                                      uint32_t flags,
                                      quarot_rope_fn rope,
                                      void *user_data,

@@ -1,7 +1,7 @@
 //! C handles for the online rotations: `quarot_r4_wrapper` (Quark's R4Wrapper) and
 //! `quarot_qk_rotation` (Quark's QKRotation), thin wrappers over `crate::online`.
 
-use super::{dtype, guard, guard_value, null, quarot_dtype, quarot_status};
+use super::{guard, guard_value, null, quarot_dtype, quarot_status};
 use crate::error::{Error, Status};
 use crate::online::{self, ActView, QkRotation, QkShape, Quant, QuantConfig, R4Wrapper};
 use std::ffi::{c_int, c_void};
@@ -181,7 +181,7 @@ fn quant_from_c(
 pub unsafe extern "C" fn quarot_r4_wrapper_new(
     n: usize,
     block_size: usize,
-    dtype_code: quarot_dtype,
+    dtype: quarot_dtype,
     flags: u32,
     quant: *const quarot_quant_config,
     op: quarot_op_fn,
@@ -195,7 +195,7 @@ pub unsafe extern "C" fn quarot_r4_wrapper_new(
         let Some(op) = op else {
             return Err(null("op"));
         };
-        let dt = dtype(dtype_code, "dtype")?;
+        let dt = super::dtype(dtype, "dtype")?;
         // SAFETY: the caller's contract (NULL or a valid config).
         let (q, qf, qu) = quant_from_c(unsafe { quant.as_ref() })?;
         let core = R4Wrapper::new(n, block_size, dt, flags, q)?;
@@ -372,7 +372,7 @@ pub struct quarot_qk_rotation {
 #[no_mangle]
 pub unsafe extern "C" fn quarot_qk_rotation_new(
     head_dim: usize,
-    dtype_code: quarot_dtype,
+    dtype: quarot_dtype,
     flags: u32,
     rope: quarot_rope_fn,
     user_data: *mut c_void,
@@ -382,7 +382,7 @@ pub unsafe extern "C" fn quarot_qk_rotation_new(
         if out.is_null() {
             return Err(null("out"));
         }
-        let dt = dtype(dtype_code, "dtype")?;
+        let dt = super::dtype(dtype, "dtype")?;
         let core = QkRotation::new(head_dim, dt, flags)?;
         let handle = Box::new(quarot_qk_rotation {
             core,

@@ -360,8 +360,6 @@ impl R4Wrapper {
                 (s.rotated.as_mut_ptr().cast::<u8>(), n)
             };
             let per_row = n / self.block;
-            // The transform's scratch for the largest job below, reserved up front.
-            let job_rows = if per_row == 1 { rows } else { per_row };
             let (mut groups, mut gs) = (0, 0);
             match self.quant {
                 Quant::Fake(_) => hadamard::grow(&mut s.row, n, 0.0)?,
@@ -389,7 +387,7 @@ impl R4Wrapper {
                         x_stride,
                         dst,
                         dst_stride,
-                        job_rows,
+                        rows,
                         &mut s.transform,
                     )?;
                 } else {
