@@ -74,7 +74,14 @@ impl ScratchLayout {
         let lanes = isa.lanes();
         let k = plan.k();
         let (htab, panel) = if k > 1 {
-            (k * k, k * 2 * lanes)
+            // Segments narrower than a vector (m < 8) are mixed across the K outputs
+            // (`kmix_row_narrow`), which reads the table transposed: room for both.
+            let transposed = if narrow_kmix(isa, plan) {
+                k * k.next_multiple_of(lanes)
+            } else {
+                0
+            };
+            (k * k + transposed, k * 2 * lanes)
         } else {
             (0, 0)
         };
@@ -103,6 +110,12 @@ impl ScratchLayout {
     pub fn len(&self) -> usize {
         self.htab + self.panel + self.work
     }
+}
+
+/// Whether the K mix of `plan` on `isa` runs across outputs (`kmix_row_narrow`): K > 1 and
+/// segments of m < 8 values (shorter than the narrowest vector of the SIMD paths).
+fn narrow_kmix(isa: Isa, plan: &HadamardPlan) -> bool {
+    plan.k() > 1 && !plan.pads() && isa != Isa::Scalar && (1usize << plan.log2_m()) < 8
 }
 
 /// log2 of the vector width the first pass uses for rows of length `len`: the widest of
@@ -192,6 +205,21 @@ unsafe fn run_rows<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
     if k > 1 {
         // SAFETY: the layout reserved k * k values for the table.
         plan.expand_k_table(unsafe { std::slice::from_raw_parts_mut(htab, k * k) });
+        if layout.htab > k * k {
+            // The transposed copy for the narrow mix, rows padded with zeros to kp (a
+            // multiple of S::LANES): htab_t[c][i] = htab[i][c].
+            let kp = k.next_multiple_of(S::LANES);
+            debug_assert_eq!(layout.htab, k * k + k * kp);
+            // SAFETY: the layout reserved k * kp more values.
+            unsafe {
+                for c in 0..k {
+                    for i in 0..kp {
+                        *htab.add(k * k + c * kp + i) =
+                            if i < k { *htab.add(i * k + c) } else { 0.0 };
+                    }
+                }
+            }
+        }
     }
     unsafe {
         if plan.pads() {
@@ -277,6 +305,9 @@ unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
                     kmix_row::<S, Td>(w, dst, k, m, htab, scale, panel);
                 } else if m >= Hw::LANES {
                     kmix_row::<Hw, Td>(w, dst, k, m, htab, scale, panel);
+                } else if S::LANES > 1 {
+                    // m < 8: vectorize across the K outputs instead of along the segment.
+                    kmix_row_narrow::<S, Td>(w, dst, k, m, htab.add(k * k), scale, panel);
                 } else {
                     kmix_row::<Scalar, Td>(w, dst, k, m, htab, scale, panel);
                 }
@@ -608,6 +639,72 @@ unsafe fn kmix_block_nr<V: Simd, Td: Element, const MR: usize>(
             kmix_block::<V, Td, MR, 2>(a, a_stride, h, k, dst, m, scale)
         } else {
             kmix_block::<V, Td, MR, 1>(a, a_stride, h, k, dst, m, scale)
+        }
+    }
+}
+
+/// The K mix of one row whose segments are shorter than a vector (m = 1, 2, 4: head_dim
+/// 80 = 40 * 2, 112 = 28 * 4, 160 = 40 * 4, ...), vectorized across the K outputs: with
+/// the segments transposed (aT, m x K) and H read as columns (`htab_t`, K x kp,
+/// htab_t[c][i] = H[i][c], zero past K), out^T = aT * H^T is `kmix_block` with the data as
+/// the broadcast operand and the +-1 table as the vector one: out[i][j] = sum over
+/// c = 0..K-1, in order from 0, of a[c][j] * H[i][c], the same operations in the same order
+/// as the reference, so the same bits.
+#[inline(always)]
+unsafe fn kmix_row_narrow<V: Simd, Td: Element>(
+    w: *mut f32,
+    dst: *mut Td,
+    k: usize,
+    m: usize,
+    htab_t: *const f32,
+    scale: f32,
+    panel: *mut f32,
+) {
+    let lanes = V::LANES;
+    let kp = k.next_multiple_of(lanes);
+    // The panel (k * 2 * lanes values) holds aT (m x k) and the results (m x kp): with
+    // m <= 4 and lanes >= 8 that is at most 8k + 4 lanes <= 2k lanes.
+    debug_assert!(m <= 4 && m * (k + kp) <= k * 2 * lanes);
+    unsafe {
+        // aT in the panel (k * 2 * lanes >= k * m values); also what makes in place safe.
+        for c in 0..k {
+            for j in 0..m {
+                *panel.add(j * k + c) = *w.add(c * m + j);
+            }
+        }
+        let at = panel.cast_const();
+        let o = panel.add(m * k);
+        let mut v = 0;
+        let nv = kp / lanes;
+        // Groups of as many vectors as keep <= 12 accumulators (independent chains: the
+        // sum over c is sequential per output), then smaller groups for the rest.
+        macro_rules! blocks {
+            ($mr:literal; $($nr:literal),+) => {{
+                $(
+                    while nv - v >= $nr {
+                        kmix_block::<V, f32, $mr, $nr>(
+                            htab_t.add(v * lanes),
+                            kp,
+                            at,
+                            k,
+                            o.add(v * lanes),
+                            kp,
+                            scale,
+                        );
+                        v += $nr;
+                    }
+                )+
+            }};
+        }
+        match m {
+            1 => blocks!(1; 8, 4, 2, 1),
+            2 => blocks!(2; 6, 4, 3, 2, 1),
+            _ => blocks!(4; 3, 2, 1),
+        }
+        for i in 0..k {
+            for j in 0..m {
+                *dst.add(i * m + j) = Td::from_f32(*o.add(j * kp + i));
+            }
         }
     }
 }
