@@ -452,10 +452,22 @@ pub(crate) unsafe fn execute<Ts: Element, Td: Element>(
         // SAFETY: forwarded.
         return unsafe { parallel::execute_parallel(isa, plan, scale, job) };
     }
-    let mut scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, job.rows).len())?;
-    // SAFETY: forwarded; scratch has the layout's length.
-    unsafe { kernel::run(isa, plan, scale, job, &mut scratch) };
-    Ok(())
+    // The calling thread's kept scratch (taken out while in use: a re-entrant call on this
+    // thread would find none and use a fresh one).
+    let mut scratch = SCRATCH.with(|c| c.take()).unwrap_or_default();
+    // SAFETY: forwarded.
+    let result = unsafe { execute_with_scratch(isa, plan, scale, job, &mut scratch) };
+    SCRATCH.with(|c| c.set(Some(scratch)));
+    result
+}
+
+thread_local! {
+    /// Per-thread scratch of the serial transforms (16-bit output wider than the first pass,
+    /// K > 1, pad-truncate): grown on demand and kept, so repeated calls on a thread
+    /// allocate nothing. At most 2 * max(8192, n) + 2 * K * K + 48 * K floats (the
+    /// kernel's `ScratchLayout`: work rows or the padded row, H_K and its padded
+    /// transpose, the mixing panel).
+    static SCRATCH: std::cell::Cell<Option<Vec<f32>>> = const { std::cell::Cell::new(None) };
 }
 
 /// Run a validated job on this thread with a caller-kept scratch vector, grown (never
