@@ -877,7 +877,8 @@ static void test_rows_for_thread(void) {
 }
 
 static void test_parallel_flag(void) {
-    const size_t rows = 16, n = 4096, rows_b = 5, n_b = 11008;
+    /* Both jobs above 2^19 elements: smaller ones run on the calling thread anyway. */
+    const size_t rows = 160, n = 4096, rows_b = 50, n_b = 11008;
     float *serial = (float *)make_rows(QUAROT_DTYPE_F32, rows, n, n, 0);
     float *parallel = (float *)duplicate(serial, rows * n * sizeof *serial);
     uint16_t *serial_b = (uint16_t *)make_rows(QUAROT_DTYPE_BF16, rows_b, n_b, n_b, 0);

@@ -71,7 +71,9 @@
 
 /**
  * Flag: split the rows over libquarot's own worker pool (see quarot_set_num_threads).
- * Without it a call runs entirely on the calling thread.
+ * Without it a call runs entirely on the calling thread. Transforms of fewer than
+ * 2^19 elements (rows * n) run on the calling thread even with it: waking the pool costs
+ * more than it saves there.
  */
 #define QUAROT_FLAG_PARALLEL 4
 

@@ -105,14 +105,28 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
         let scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, count).len())?;
         tasks.push((SendRows(sub), scratch));
     }
-    pool.scope(|s| {
-        for (rows, mut scratch) in tasks {
-            s.spawn(move |_| {
-                let rows = rows;
-                // SAFETY: disjoint rows of a job the caller vouched for.
-                unsafe { kernel::run(isa, plan, scale, rows.0, &mut scratch) };
-            });
-        }
+    let tasks: Vec<Mutex<(SendRows<Ts, Td>, Vec<f32>)>> =
+        tasks.into_iter().map(Mutex::new).collect();
+    run_parts(&pool, parts, &|p| {
+        let mut task = tasks[p].lock().unwrap_or_else(|e| e.into_inner());
+        let (rows, scratch) = &mut *task;
+        // SAFETY: disjoint rows of a job the caller vouched for.
+        unsafe { kernel::run(isa, plan, scale, rows.0, scratch) };
     });
     Ok(())
+}
+
+/// Run `f(part)` for parts `0..parts` on the pool, part p on worker p (mod the pool size),
+/// and wait. A fixed assignment (rayon's broadcast) rather than spawned jobs: with spawned
+/// jobs the worker that starts first often also takes the other parts before a sleeping
+/// worker wakes up, and the call runs on one thread (measured here: 64 MiB, 2 threads,
+/// 1.09x the serial speed with spawned jobs; the same split over two plain threads 1.6x).
+pub(crate) fn run_parts(pool: &rayon::ThreadPool, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    pool.broadcast(|ctx| {
+        let mut p = ctx.index();
+        while p < parts {
+            f(p);
+            p += ctx.num_threads();
+        }
+    });
 }

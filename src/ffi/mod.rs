@@ -108,7 +108,9 @@ pub const QUAROT_FLAG_TRANSPOSE_K: u32 = 1;
 /// percent). Needs n floats of scratch rounded up to P.
 pub const QUAROT_FLAG_PAD_TRUNCATE: u32 = 2;
 /// Flag: split the rows over libquarot's own worker pool (see quarot_set_num_threads).
-/// Without it a call runs entirely on the calling thread.
+/// Without it a call runs entirely on the calling thread. Transforms of fewer than
+/// 2^19 elements (rows * n) run on the calling thread even with it: waking the pool costs
+/// more than it saves there.
 pub const QUAROT_FLAG_PARALLEL: u32 = 4;
 
 // The C values are spelled out as literals because cbindgen copies only literals into the

@@ -609,13 +609,9 @@ fn split(
 ) {
     let range = |p: usize| parallel::rows_for_thread(rows, p, parts).expect("p < parts");
     match pool {
-        Some(pool) if parts > 1 => pool.scope(|s| {
-            for p in 0..parts {
-                s.spawn(move |_| {
-                    let (first, count) = range(p);
-                    work(p, first, count);
-                });
-            }
+        Some(pool) if parts > 1 => parallel::run_parts(pool, parts, &|p| {
+            let (first, count) = range(p);
+            work(p, first, count);
         }),
         _ => {
             for p in 0..parts {
