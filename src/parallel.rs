@@ -80,6 +80,8 @@ pub(crate) fn pool() -> Result<Arc<rayon::ThreadPool>, Error> {
 }
 
 struct SendRows<Ts, Td>(Rows<Ts, Td>);
+/// One part of a parallel job: its rows and its scratch.
+type Task<Ts, Td> = (SendRows<Ts, Td>, Vec<f32>);
 // SAFETY: each task gets a disjoint set of rows; the raw pointers are only dereferenced
 // inside the kernels on those rows.
 unsafe impl<Ts, Td> Send for SendRows<Ts, Td> {}
@@ -105,8 +107,8 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
         let scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, count).len())?;
         tasks.push((SendRows(sub), scratch));
     }
-    let tasks: Vec<Mutex<(SendRows<Ts, Td>, Vec<f32>)>> =
-        tasks.into_iter().map(Mutex::new).collect();
+    // One lock per part, each taken by its own worker only (uncontended).
+    let tasks: Vec<Mutex<Task<Ts, Td>>> = tasks.into_iter().map(Mutex::new).collect();
     run_parts(&pool, parts, &|p| {
         let mut task = tasks[p].lock().unwrap_or_else(|e| e.into_inner());
         let (rows, scratch) = &mut *task;
