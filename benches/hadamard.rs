@@ -17,7 +17,8 @@ use quarot::{hadamard_k, normalized_scale, DType, Element, HadamardPlan};
 use std::hint::black_box;
 use std::time::Instant;
 
-const CASES: [(usize, usize); 5] = [
+const CASES: [(usize, usize); 6] = [
+    (4096, 1),
     (128, 8192),
     (4096, 256),
     (4096, 16384),
@@ -372,14 +373,20 @@ fn run_case<T: Element>(
         stream(black_box(&mut *buf), stream_isa);
         warm += 1;
     }
+    // Small cases: several back-to-back calls per sample, so the timer does not dominate.
+    let iters = (1usize << 17).div_ceil(len);
     let (mut to, mut ts) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let t = Instant::now();
-        hadamard_rows_isa(isa, black_box(&mut *buf), rows, n, n, scale, 0).expect("transform");
-        let a = t.elapsed().as_secs_f64() * 1e9 / len as f64;
+        for _ in 0..iters {
+            hadamard_rows_isa(isa, black_box(&mut *buf), rows, n, n, scale, 0).expect("transform");
+        }
+        let a = t.elapsed().as_secs_f64() * 1e9 / (len * iters) as f64;
         let t = Instant::now();
-        stream(black_box(&mut *buf), stream_isa);
-        let s = t.elapsed().as_secs_f64() * 1e9 / len as f64;
+        for _ in 0..iters {
+            stream(black_box(&mut *buf), stream_isa);
+        }
+        let s = t.elapsed().as_secs_f64() * 1e9 / (len * iters) as f64;
         to.push(a);
         ts.push(s);
     }
@@ -398,6 +405,110 @@ fn run_case<T: Element>(
         bytes_per_el: std::mem::size_of::<T>(),
         note,
     }
+}
+
+// ---------------------------------------------------------------- what limits the kernel
+
+/// The core's clock in GHz while busy, measured (this VM has no hardware counters for
+/// `perf stat`): a chain of dependent 64-bit `imul`, whose latency is 3 cycles on every
+/// x86-64 core of the last 15 years; median of 5 runs of about 30 ms.
+#[cfg(target_arch = "x86_64")]
+fn core_ghz() -> f64 {
+    let runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let iters = 10_000_000u64;
+            let mut x: u64 = 3;
+            let t = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: register arithmetic only.
+                unsafe {
+                    std::arch::asm!(
+                        "imul {0}, {0}", "imul {0}, {0}", "imul {0}, {0}", "imul {0}, {0}",
+                        inout(reg) x,
+                        options(nomem, nostack, pure)
+                    );
+                }
+                x = black_box(x);
+            }
+            let dt = t.elapsed().as_secs_f64();
+            (iters * 4 * 3) as f64 / dt / 1e9
+        })
+        .collect();
+    stats(runs).med
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn core_ghz() -> f64 {
+    f64::NAN
+}
+
+/// Vector FP instructions per cycle the core sustains on `isa` (independent FMAs, 16
+/// chains, so latency does not limit), at clock `ghz`.
+fn fp_per_cycle(isa: Isa, ghz: f64) -> f64 {
+    let iters = 2_000_000usize;
+    let t = Instant::now();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: each variant is only called when the CPU has its instruction set.
+    unsafe {
+        match isa {
+            Isa::Avx512 => fma_chains_avx512(iters),
+            Isa::Avx2 => fma_chains_avx2(iters),
+            Isa::Scalar => return f64::NAN,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    return f64::NAN;
+    #[allow(unreachable_code)]
+    {
+        (iters * 16) as f64 / (t.elapsed().as_secs_f64() * ghz * 1e9)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: usize) {
+    use std::arch::x86_64::*;
+    let a = _mm512_set1_ps(black_box(0.999));
+    let b = _mm512_set1_ps(black_box(1e-3));
+    let mut acc = [_mm512_set1_ps(1.0); 16];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, a, b);
+        }
+    }
+    black_box(acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iters: usize) {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_ps(black_box(0.999));
+    let b = _mm256_set1_ps(black_box(1e-3));
+    let mut acc = [_mm256_set1_ps(1.0); 16];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    black_box(acc);
+}
+
+/// Vector FP instructions the f32 kernels of `isa` issue per vector of output for width n
+/// (read off kernel.rs): one add or sub per element and radix-2 stage (a butterfly is two
+/// instructions for two vectors); stages inside a vector (the lowest log2(lanes)) cost a
+/// permute besides their FMA; K > 1 adds K FMAs per output vector (the K x K mix); the
+/// scale is one multiply. Loads and stores are left out: in L1 they fit in other ports.
+fn fp_ops_per_vector(n: usize, isa: Isa) -> Option<usize> {
+    let plan = HadamardPlan::new(n, 0).ok()?;
+    let log2_lanes = match isa {
+        Isa::Avx512 => 4,
+        Isa::Avx2 => 3,
+        Isa::Scalar => return None,
+    };
+    let l = plan.log2_m() as usize;
+    let mix = if plan.k() > 1 { plan.k() } else { 0 };
+    Some(l + l.min(log2_lanes) + mix + 1)
 }
 
 // ---------------------------------------------------------------- main
@@ -529,9 +640,15 @@ fn main() {
             .expect("transform");
     }
     drop(w);
+    let ghz0 = core_ghz();
+    let fp_cycle = fp_per_cycle(isa, ghz0);
     let mut lines = Vec::new();
     for (n, rows) in CASES {
-        let rows = if quick { (rows / 16).max(8) } else { rows };
+        let rows = if quick {
+            (rows / 16).max(rows.min(8))
+        } else {
+            rows
+        };
         let len = n * rows;
         let reps = if quick {
             5
@@ -552,20 +669,50 @@ fn main() {
         }
     }
 
+    let ghz1 = core_ghz();
+    let ghz = (ghz0 + ghz1) / 2.0;
+    println!(
+        "- core clock while busy: {ghz0:.2} GHz at start, {ghz1:.2} GHz at end (dependent imul \
+         chain, 3 cycles each; no hardware counters needed); {} FP instructions per cycle \
+         sustained (16 independent FMA chains, {} vectors)",
+        format_args!("{fp_cycle:.2}"),
+        isa.name()
+    );
+    println!();
     println!(
         "ns per element; median (min) over the timed runs; ratio = ours / stream (medians, mins)."
     );
+    println!(
+        "FP bound (f32 rows only) = the vector FP instructions the kernel must issue per element \
+         (fp_ops_per_vector in this file: stages, in-vector permutes, the K x K mix, the scale) \
+         / the FP instructions per cycle measured above / the clock: the fastest the kernel's \
+         arithmetic can run. % of bound = FP bound / ours (median)."
+    );
     println!("GB/s counts read + write of the buffer: 2 * bytes / time (from the mins).");
     println!();
-    println!("| n x rows | K | dtype | MiB | reps | ours ns/el med (min) | stream ns/el med (min) | ratio med (min) | ours GB/s | stream GB/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| n x rows | K | dtype | MiB | reps | ours ns/el med (min) | stream ns/el med (min) | ratio med (min) | ours GB/s | stream GB/s | ours cycles/el | FP ops/vector | FP bound ns/el | % of bound |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for l in &lines {
         let n: usize = l.case.split(' ').next().unwrap().parse().unwrap();
         let rows: usize = l.case.rsplit(' ').next().unwrap().parse().unwrap();
         let mib = (n * rows * l.bytes_per_el) as f64 / (1 << 20) as f64;
         let gbs = |ns: f64| 2.0 * l.bytes_per_el as f64 / ns;
+        let lanes = match isa {
+            Isa::Avx512 => 16.0,
+            _ => 8.0,
+        };
+        let (ops, bound) = match (l.dtype, fp_ops_per_vector(n, isa)) {
+            ("f32", Some(ops)) => {
+                let b = ops as f64 / lanes / fp_cycle / ghz;
+                (
+                    ops.to_string(),
+                    format!("{b:.3} | {:.0} %", 100.0 * b / l.ours.med),
+                )
+            }
+            _ => ("–".into(), "– | –".into()),
+        };
         println!(
-            "| {} | {} | {} | {:.1} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {:.2} ({:.2}) | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {:.2} ({:.2}) | {:.1} | {:.1} | {:.2} | {} | {} |",
             l.case,
             hadamard_k(n).unwrap(),
             l.dtype,
@@ -578,7 +725,10 @@ fn main() {
             l.ours.med / l.strm.med,
             l.ours.min / l.strm.min,
             gbs(l.ours.min),
-            gbs(l.strm.min)
+            gbs(l.strm.min),
+            l.ours.med * ghz,
+            ops,
+            bound
         );
     }
     println!();

@@ -19,7 +19,7 @@
 
 use crate::dispatch::Isa;
 use crate::element::{DType, Element};
-use crate::hadamard::HadamardPlan;
+use crate::hadamard::{table_cache, HadamardPlan};
 use crate::simd::scalar::Scalar;
 use crate::simd::{load, store, Simd};
 
@@ -60,8 +60,6 @@ impl<Ts, Td> Rows<Ts, Td> {
 /// Where each part of the f32 scratch goes, for one plan, instruction set and output type.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ScratchLayout {
-    /// K x K table of +-1.0 (H_K or its transpose); 0 when K = 1.
-    htab: usize,
     /// K x (2 * LANES) copy of a column block, for in-place f32 mixing; 0 when K = 1.
     panel: usize,
     /// Rows of f32 in flight (chunk_rows * n), or the padded row of the pad-truncate mode.
@@ -73,33 +71,21 @@ impl ScratchLayout {
     pub fn new(plan: &HadamardPlan, isa: Isa, dst: DType, rows: usize) -> ScratchLayout {
         let lanes = isa.lanes();
         let k = plan.k();
-        let (htab, panel) = if k > 1 {
-            // Segments narrower than a vector (m < 8) are mixed across the K outputs
-            // (`kmix_row_narrow`), which reads the table transposed: room for both.
-            let transposed = if narrow_kmix(isa, plan) {
-                k * k.next_multiple_of(lanes)
-            } else {
-                0
-            };
-            (k * k + transposed, k * 2 * lanes)
-        } else {
-            (0, 0)
-        };
+        let panel = if k > 1 { k * 2 * lanes } else { 0 };
         let (work, chunk_rows) = if plan.pads() {
             (plan.padded_len(), 1)
         } else {
             let n = plan.n();
+            let chunk_rows = (CHUNK_FLOATS / n).clamp(1, rows.max(1));
             let first_pass_stages = (intra_log2_lanes(isa, n) + 3).min(plan.log2_m());
             let done_in_first_pass = k == 1 && first_pass_stages == plan.log2_m();
             if dst != DType::F32 && !done_in_first_pass {
-                let chunk_rows = (CHUNK_FLOATS / n).clamp(1, rows.max(1));
                 (chunk_rows * n, chunk_rows)
             } else {
-                (0, (CHUNK_FLOATS / n).clamp(1, rows.max(1)))
+                (0, chunk_rows)
             }
         };
         ScratchLayout {
-            htab,
             panel,
             work,
             chunk_rows,
@@ -108,7 +94,39 @@ impl ScratchLayout {
 
     /// Total f32 values of scratch.
     pub fn len(&self) -> usize {
-        self.htab + self.panel + self.work
+        self.panel + self.work
+    }
+}
+
+/// The K x K tables a plan with K > 1 needs (`table_cache`), fetched before any data is
+/// touched (fetching can fail for lack of memory); null pointers when K = 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KTables {
+    /// Row-major H_K (or H_K^T), K x K.
+    h: *const f32,
+    /// The narrow layout (`TableKey::narrow`), only for narrow mixes; else null.
+    h_narrow: *const f32,
+}
+
+// SAFETY: the tables are immutable and live for the whole process.
+unsafe impl Send for KTables {}
+unsafe impl Sync for KTables {}
+
+impl KTables {
+    pub fn for_plan(plan: &HadamardPlan, isa: Isa) -> Result<KTables, crate::error::Error> {
+        if plan.k() == 1 || plan.pads() {
+            return Ok(KTables {
+                h: std::ptr::null(),
+                h_narrow: std::ptr::null(),
+            });
+        }
+        let h = table_cache::table(plan, false)?.as_ptr();
+        let h_narrow = if narrow_kmix(isa, plan) {
+            table_cache::table(plan, true)?.as_ptr()
+        } else {
+            std::ptr::null()
+        };
+        Ok(KTables { h, h_narrow })
     }
 }
 
@@ -143,6 +161,7 @@ fn intra_log2_lanes(isa: Isa, len: usize) -> u32 {
 pub(crate) unsafe fn run<Ts: Element, Td: Element>(
     isa: Isa,
     plan: &HadamardPlan,
+    tables: KTables,
     scale: f32,
     rows: Rows<Ts, Td>,
     scratch: &mut [f32],
@@ -155,10 +174,10 @@ pub(crate) unsafe fn run<Ts: Element, Td: Element>(
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => run_avx512(plan, scale, rows, layout, scratch),
+            Isa::Avx512 => run_avx512(plan, tables, scale, rows, layout, scratch),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => run_avx2(plan, scale, rows, layout, scratch),
-            _ => run_rows::<Scalar, Scalar, Ts, Td>(plan, scale, rows, layout, scratch),
+            Isa::Avx2 => run_avx2(plan, tables, scale, rows, layout, scratch),
+            _ => run_rows::<Scalar, Scalar, Ts, Td>(plan, tables, scale, rows, layout, scratch),
         }
     }
 }
@@ -167,60 +186,42 @@ pub(crate) unsafe fn run<Ts: Element, Td: Element>(
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn run_avx512<Ts: Element, Td: Element>(
     plan: &HadamardPlan,
+    tables: KTables,
     scale: f32,
     rows: Rows<Ts, Td>,
     layout: ScratchLayout,
     scratch: *mut f32,
 ) {
     use crate::simd::{avx2::Avx2, avx512::Avx512};
-    unsafe { run_rows::<Avx512, Avx2, Ts, Td>(plan, scale, rows, layout, scratch) }
+    unsafe { run_rows::<Avx512, Avx2, Ts, Td>(plan, tables, scale, rows, layout, scratch) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2<Ts: Element, Td: Element>(
     plan: &HadamardPlan,
+    tables: KTables,
     scale: f32,
     rows: Rows<Ts, Td>,
     layout: ScratchLayout,
     scratch: *mut f32,
 ) {
     use crate::simd::avx2::Avx2;
-    unsafe { run_rows::<Avx2, Avx2, Ts, Td>(plan, scale, rows, layout, scratch) }
+    unsafe { run_rows::<Avx2, Avx2, Ts, Td>(plan, tables, scale, rows, layout, scratch) }
 }
 
 /// The whole job for one instruction set: `S` is its full vector, `Hw` its 8-lane one.
 #[inline(always)]
 unsafe fn run_rows<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
     plan: &HadamardPlan,
+    tables: KTables,
     scale: f32,
     rows: Rows<Ts, Td>,
     layout: ScratchLayout,
     scratch: *mut f32,
 ) {
-    let k = plan.k();
-    let htab = scratch;
-    let panel = scratch.wrapping_add(layout.htab);
+    let panel = scratch;
     let work = panel.wrapping_add(layout.panel);
-    if k > 1 {
-        // SAFETY: the layout reserved k * k values for the table.
-        plan.expand_k_table(unsafe { std::slice::from_raw_parts_mut(htab, k * k) });
-        if layout.htab > k * k {
-            // The transposed copy for the narrow mix, rows padded with zeros to kp (a
-            // multiple of S::LANES): htab_t[c][i] = htab[i][c].
-            let kp = k.next_multiple_of(S::LANES);
-            debug_assert_eq!(layout.htab, k * k + k * kp);
-            // SAFETY: the layout reserved k * kp more values.
-            unsafe {
-                for c in 0..k {
-                    for i in 0..kp {
-                        *htab.add(k * k + c * kp + i) =
-                            if i < k { *htab.add(i * k + c) } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
     unsafe {
         if plan.pads() {
             for r in 0..rows.rows {
@@ -232,7 +233,7 @@ unsafe fn run_rows<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
         let mut first = 0;
         while first < rows.rows {
             let count = layout.chunk_rows.min(rows.rows - first);
-            chunk::<S, Hw, Ts, Td>(plan, scale, rows.sub(first, count), work, htab, panel);
+            chunk::<S, Hw, Ts, Td>(plan, tables, scale, rows.sub(first, count), work, panel);
             first += count;
         }
     }
@@ -242,12 +243,13 @@ unsafe fn run_rows<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
 #[inline(always)]
 unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
     plan: &HadamardPlan,
+    tables: KTables,
     scale: f32,
     rows: Rows<Ts, Td>,
     work: *mut f32,
-    htab: *const f32,
     panel: *mut f32,
 ) {
+    let htab = tables.h;
     let n = plan.n();
     let l = plan.log2_m();
     let k = plan.k();
@@ -307,7 +309,7 @@ unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
                     kmix_row::<Hw, Td>(w, dst, k, m, htab, scale, panel);
                 } else if S::LANES > 1 {
                     // m < 8: vectorize across the K outputs instead of along the segment.
-                    kmix_row_narrow::<S, Td>(w, dst, k, m, htab.add(k * k), scale, panel);
+                    kmix_row_narrow::<S, Td>(w, dst, k, m, tables.h_narrow, scale, panel);
                 } else {
                     kmix_row::<Scalar, Td>(w, dst, k, m, htab, scale, panel);
                 }
@@ -661,7 +663,7 @@ unsafe fn kmix_row_narrow<V: Simd, Td: Element>(
     panel: *mut f32,
 ) {
     let lanes = V::LANES;
-    let kp = k.next_multiple_of(lanes);
+    let kp = table_cache::narrow_stride(k);
     // The panel (k * 2 * lanes values) holds aT (m x k) and the results (m x kp): with
     // m <= 4 and lanes >= 8 that is at most 8k + 4 lanes <= 2k lanes.
     debug_assert!(m <= 4 && m * (k + kp) <= k * 2 * lanes);

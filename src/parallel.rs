@@ -8,7 +8,7 @@ use crate::dispatch::Isa;
 use crate::element::Element;
 use crate::error::{Error, Status};
 use crate::hadamard::{alloc_scratch, HadamardPlan};
-use crate::kernel::{self, Rows, ScratchLayout};
+use crate::kernel::{self, KTables, Rows, ScratchLayout};
 use std::sync::{Arc, Mutex};
 
 /// The rows worker `ith` of `nth` should take: `(first, count)`, balanced so counts differ
@@ -99,6 +99,7 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
     job: Rows<Ts, Td>,
 ) -> Result<(), Error> {
     let pool = pool()?;
+    let tables = KTables::for_plan(plan, isa)?;
     let parts = pool.current_num_threads().clamp(1, job.rows);
     let mut tasks = Vec::with_capacity(parts);
     for ith in 0..parts {
@@ -113,7 +114,7 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
         let mut task = tasks[p].lock().unwrap_or_else(|e| e.into_inner());
         let (rows, scratch) = &mut *task;
         // SAFETY: disjoint rows of a job the caller vouched for.
-        unsafe { kernel::run(isa, plan, scale, rows.0, scratch) };
+        unsafe { kernel::run(isa, plan, tables, scale, rows.0, scratch) };
     });
     Ok(())
 }

@@ -143,8 +143,15 @@ thread_local! {
 }
 
 fn set_last_error(message: &str) {
-    let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        // Success on a thread whose message is already empty is the common case: no
+        // allocation for it.
+        if message.is_empty() && e.as_bytes().is_empty() {
+            return;
+        }
+        *e = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    });
 }
 
 /// Run an export's body: catch panics, record the message, map the status.

@@ -7,11 +7,12 @@
 
 mod k_tables;
 pub mod reference;
+pub(crate) mod table_cache;
 
 use crate::dispatch::{self, Isa};
 use crate::element::Element;
 use crate::error::{Error, Status};
-use crate::kernel::{self, Rows, ScratchLayout};
+use crate::kernel::{self, KTables, Rows, ScratchLayout};
 use crate::parallel;
 
 /// Use H_K^T instead of H_K (Quark >= 0.11 `matmul_hadU`; also the inverse of the
@@ -45,11 +46,17 @@ pub fn hadamard_k(n: usize) -> Option<usize> {
     if n == 0 {
         return None;
     }
+    // n = K * 2^j exactly when n and K have the same odd part and K has no more factors
+    // of two than n: no divisions (this runs on every call).
+    let tz = n.trailing_zeros();
+    let odd = n >> tz;
+    if odd == 1 {
+        return Some(1); // every table K has an odd factor > 1
+    }
     K_ORDER
         .iter()
         .copied()
-        .find(|&k| n.is_multiple_of(k) && (n / k).is_power_of_two())
-        .or(if n.is_power_of_two() { Some(1) } else { None })
+        .find(|&k| k >> k.trailing_zeros() == odd && k.trailing_zeros() <= tz)
 }
 
 /// The supported widths nearest to n: the largest <= n and the smallest >= n (`None` where
@@ -472,9 +479,9 @@ pub(crate) unsafe fn execute<Ts: Element, Td: Element>(
 thread_local! {
     /// Per-thread scratch of the serial transforms (16-bit output wider than the first pass,
     /// K > 1, pad-truncate): grown on demand and kept, so repeated calls on a thread
-    /// allocate nothing. At most 2 * max(8192, n) + 2 * K * K + 48 * K floats (the
-    /// kernel's `ScratchLayout`: work rows or the padded row, H_K and its padded
-    /// transpose, the mixing panel).
+    /// allocate nothing. At most 2 * max(8192, n) + 32 * K floats (the kernel's
+    /// `ScratchLayout`: work rows or the padded row, the mixing panel; the K x K tables
+    /// are shared by all threads, see `table_cache`).
     static SCRATCH: std::cell::Cell<Option<Vec<f32>>> = const { std::cell::Cell::new(None) };
 }
 
@@ -495,10 +502,11 @@ pub(crate) unsafe fn execute_with_scratch<Ts: Element, Td: Element>(
     if job.rows == 0 {
         return Ok(());
     }
+    let tables = KTables::for_plan(plan, isa)?;
     let need = ScratchLayout::new(plan, isa, Td::DTYPE, job.rows).len();
     grow(scratch, need, 0.0)?;
     // SAFETY: forwarded; scratch has the layout's length.
-    unsafe { kernel::run(isa, plan, scale, job, &mut scratch[..need]) };
+    unsafe { kernel::run(isa, plan, tables, scale, job, &mut scratch[..need]) };
     Ok(())
 }
 
@@ -527,4 +535,34 @@ pub(crate) fn alloc_scratch(len: usize) -> Result<Vec<f32>, Error> {
     })?;
     v.resize(len, 0.0);
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `hadamard_k` avoids divisions; it must choose exactly what QuaRot's rule (the first
+    /// K of the order with n % K == 0 and n / K a power of two, else 1 for powers of two)
+    /// chooses.
+    #[test]
+    fn k_choice_matches_quarot_rule() {
+        let rule = |n: usize| {
+            K_ORDER
+                .iter()
+                .copied()
+                .find(|&k| n.is_multiple_of(k) && (n / k).is_power_of_two())
+                .or(if n.is_power_of_two() { Some(1) } else { None })
+        };
+        let mut checked = 0;
+        let mut supported = 0;
+        for n in (0..1usize << 17).chain([usize::MAX, usize::MAX - 1, 172 << 50, 3 << 60]) {
+            let got = hadamard_k(n);
+            let want = if n == 0 { None } else { rule(n) };
+            assert_eq!(got, want, "n = {n}");
+            checked += 1;
+            supported += got.is_some() as usize;
+        }
+        assert_eq!(checked, (1 << 17) + 4);
+        assert!(supported > 100, "{supported}");
+    }
 }
