@@ -78,6 +78,17 @@
 #define QUAROT_FLAG_PARALLEL 4
 
 /**
+ * Flag: for widths with no known Hadamard matrix (quarot_hadamard_size_supported(n) == 0,
+ * e.g. 13696 = 107 * 128), transform each row as n / b independent blocks of b values,
+ * b = quarot_hadamard_block_size(n), the largest supported width dividing n. When n is
+ * supported b = n and the flag changes nothing. This is weaker mixing than a rotation of
+ * the whole row (values only mix within their block), and the orthogonal scale is then
+ * quarot_hadamard_scale(b), not quarot_hadamard_scale(n). Cannot be combined with
+ * QUAROT_FLAG_PAD_TRUNCATE. Odd n (only blocks of 1 divide it) stays unsupported.
+ */
+#define QUAROT_FLAG_BLOCK_DIAGONAL 8
+
+/**
  * Flag for the weight-rotation functions: accumulate the dense product in float (the
  * rotation and the weights rounded to float first) instead of double. About twice as fast;
  * results are then no longer bit-identical to Quark (errors of a few float ulps of the
@@ -551,11 +562,17 @@ quarot_status quarot_hadamard(const void *src,
                               uint32_t flags);
 
 /**
- * The K that width n uses (1 for a power of two; 12, 20, 28, 36, 40, 44, 52, 60, 108,
- * 140, 156 or 172 for n = K * 2^m), or 0 if n is not supported without
- * QUAROT_FLAG_PAD_TRUNCATE. K is chosen as QuaRot and Quark choose it: the first of
- * 172, 156, 140, 108, 60, 52, 36, 28, 40, 20, 12 (then SpinQuant's 44) with n % K == 0
- * and n / K a power of two. Thread-safe.
+ * The K that width n uses, or 0 if n is not supported (without
+ * QUAROT_FLAG_PAD_TRUNCATE or QUAROT_FLAG_BLOCK_DIAGONAL). n = K * 2^m:
+ * - QuaRot's and Quark's choice first, unchanged: the first of 172, 156, 140, 108, 60,
+ *   52, 36, 28, 40, 20, 12 (then SpinQuant's 44) with n % K == 0 and n / K a power of
+ *   two; 1 if n is a power of two. These K use QuaRot's matrices bit for bit.
+ * - Otherwise the smallest K = (odd part of n) * 2^j, j >= 2, K <= 1024, that a Paley
+ *   construction gives (e.g. 4864 = 76 * 64: K = 76, Paley II over GF(37); 25600 =
+ *   100 * 256: K = 100, Paley II over GF(49)). The constructions are deterministic and
+ *   specified in the README ("Widths beyond QuaRot's table"); quarot_hadamard_k_matrix
+ *   writes the matrix.
+ * Thread-safe.
  */
 size_t quarot_hadamard_size_supported(size_t n);
 
@@ -569,6 +586,13 @@ size_t quarot_hadamard_size_supported(size_t n);
 quarot_status quarot_hadamard_nearest_sizes(size_t n, size_t *below, size_t *above);
 
 /**
+ * The block width QUAROT_FLAG_BLOCK_DIAGONAL uses for rows of width n: n itself when n is
+ * supported, else the largest supported width dividing n (e.g. 13696 -> 128: 107 blocks),
+ * or 0 when n is 0 or odd and unsupported (only blocks of 1 would divide it). Thread-safe.
+ */
+size_t quarot_hadamard_block_size(size_t n);
+
+/**
  * 1/sqrt(n) rounded to float: the scale of the orthogonal (normalized) transform, as in
  * Quark's `matmul_hadU` and `hadamard_multiply` (also with QUAROT_FLAG_PAD_TRUNCATE, where
  * Quark divides by sqrt of the unpadded n). 0 for n == 0. Thread-safe.
@@ -576,9 +600,11 @@ quarot_status quarot_hadamard_nearest_sizes(size_t n, size_t *below, size_t *abo
 float quarot_hadamard_scale(size_t n);
 
 /**
- * Copy the +-1 matrix H_K (row-major, K*K int8_t) used for width K * 2^m into `out`,
- * bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44). `out_len` is the capacity
- * of `out` in elements and must be >= K*K. Thread-safe.
+ * Copy the +-1 matrix H_K (row-major, K*K int8_t) used for widths K * 2^m into `out`:
+ * for K in QuaRot's table bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44),
+ * for other K the Paley construction (see quarot_hadamard_size_supported). `out_len` is
+ * the capacity of `out` in elements and must be >= K*K. QUAROT_ERR_INVALID_ARGUMENT for
+ * a K no width uses. Thread-safe.
  *
  * # Safety
  * `out` must be valid for `out_len` int8_t writes.

@@ -30,8 +30,9 @@ pub use dispatch::Isa;
 pub use element::{DType, Element};
 pub use error::{Error, Status};
 pub use hadamard::{
-    hadamard_k, hadamard_rows, hadamard_rows_into, nearest_supported, normalized_scale,
-    HadamardPlan, FLAG_PAD_TRUNCATE, FLAG_PARALLEL, FLAG_TRANSPOSE_K, KNOWN_FLAGS,
+    block_size, hadamard_k, hadamard_rows, hadamard_rows_into, is_supported_k, nearest_supported,
+    normalized_scale, HadamardPlan, FLAG_BLOCK_DIAGONAL, FLAG_PAD_TRUNCATE, FLAG_PARALLEL,
+    FLAG_TRANSPOSE_K, KNOWN_FLAGS,
 };
 pub use parallel::{rows_for_thread, set_num_threads};
 

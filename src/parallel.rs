@@ -7,8 +7,8 @@
 use crate::dispatch::Isa;
 use crate::element::Element;
 use crate::error::{Error, Status};
-use crate::hadamard::{alloc_scratch, HadamardPlan};
-use crate::kernel::{self, KTables, Rows, ScratchLayout};
+use crate::hadamard::{self, alloc_scratch, HadamardPlan};
+use crate::kernel::{KTables, Rows};
 use std::sync::{Arc, Mutex};
 
 /// The rows worker `ith` of `nth` should take: `(first, count)`, balanced so counts differ
@@ -105,7 +105,7 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
     for ith in 0..parts {
         let (first, count) = rows_for_thread(job.rows, ith, parts)?;
         let sub = job.sub(first, count);
-        let scratch = alloc_scratch(ScratchLayout::new(plan, isa, Td::DTYPE, count).len())?;
+        let scratch = alloc_scratch(hadamard::scratch_len(plan, isa, Td::DTYPE, count))?;
         tasks.push((SendRows(sub), scratch));
     }
     // One lock per part, each taken by its own worker only (uncontended).
@@ -114,7 +114,7 @@ pub(crate) unsafe fn execute_parallel<Ts: Element, Td: Element>(
         let mut task = tasks[p].lock().unwrap_or_else(|e| e.into_inner());
         let (rows, scratch) = &mut *task;
         // SAFETY: disjoint rows of a job the caller vouched for.
-        unsafe { kernel::run(isa, plan, tables, scale, rows.0, scratch) };
+        unsafe { hadamard::run_blocks(isa, plan, tables, scale, rows.0, scratch) };
     });
     Ok(())
 }

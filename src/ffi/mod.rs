@@ -112,6 +112,14 @@ pub const QUAROT_FLAG_PAD_TRUNCATE: u32 = 2;
 /// 2^19 elements (rows * n) run on the calling thread even with it: waking the pool costs
 /// more than it saves there.
 pub const QUAROT_FLAG_PARALLEL: u32 = 4;
+/// Flag: for widths with no known Hadamard matrix (quarot_hadamard_size_supported(n) == 0,
+/// e.g. 13696 = 107 * 128), transform each row as n / b independent blocks of b values,
+/// b = quarot_hadamard_block_size(n), the largest supported width dividing n. When n is
+/// supported b = n and the flag changes nothing. This is weaker mixing than a rotation of
+/// the whole row (values only mix within their block), and the orthogonal scale is then
+/// quarot_hadamard_scale(b), not quarot_hadamard_scale(n). Cannot be combined with
+/// QUAROT_FLAG_PAD_TRUNCATE. Odd n (only blocks of 1 divide it) stays unsupported.
+pub const QUAROT_FLAG_BLOCK_DIAGONAL: u32 = 8;
 
 // The C values are spelled out as literals because cbindgen copies only literals into the
 // header; these compile-time checks keep them equal to the core's.
@@ -125,8 +133,12 @@ const _: () = {
     assert!(QUAROT_FLAG_TRANSPOSE_K == hadamard::FLAG_TRANSPOSE_K);
     assert!(QUAROT_FLAG_PAD_TRUNCATE == hadamard::FLAG_PAD_TRUNCATE);
     assert!(QUAROT_FLAG_PARALLEL == hadamard::FLAG_PARALLEL);
+    assert!(QUAROT_FLAG_BLOCK_DIAGONAL == hadamard::FLAG_BLOCK_DIAGONAL);
     assert!(
-        QUAROT_FLAG_TRANSPOSE_K | QUAROT_FLAG_PAD_TRUNCATE | QUAROT_FLAG_PARALLEL
+        QUAROT_FLAG_TRANSPOSE_K
+            | QUAROT_FLAG_PAD_TRUNCATE
+            | QUAROT_FLAG_PARALLEL
+            | QUAROT_FLAG_BLOCK_DIAGONAL
             == hadamard::KNOWN_FLAGS
     );
     // quarot_status_string() decodes a C status with Status::from_code, so the raw values
@@ -414,11 +426,17 @@ pub unsafe extern "C" fn quarot_hadamard(
     })
 }
 
-/// The K that width n uses (1 for a power of two; 12, 20, 28, 36, 40, 44, 52, 60, 108,
-/// 140, 156 or 172 for n = K * 2^m), or 0 if n is not supported without
-/// QUAROT_FLAG_PAD_TRUNCATE. K is chosen as QuaRot and Quark choose it: the first of
-/// 172, 156, 140, 108, 60, 52, 36, 28, 40, 20, 12 (then SpinQuant's 44) with n % K == 0
-/// and n / K a power of two. Thread-safe.
+/// The K that width n uses, or 0 if n is not supported (without
+/// QUAROT_FLAG_PAD_TRUNCATE or QUAROT_FLAG_BLOCK_DIAGONAL). n = K * 2^m:
+/// - QuaRot's and Quark's choice first, unchanged: the first of 172, 156, 140, 108, 60,
+///   52, 36, 28, 40, 20, 12 (then SpinQuant's 44) with n % K == 0 and n / K a power of
+///   two; 1 if n is a power of two. These K use QuaRot's matrices bit for bit.
+/// - Otherwise the smallest K = (odd part of n) * 2^j, j >= 2, K <= 1024, that a Paley
+///   construction gives (e.g. 4864 = 76 * 64: K = 76, Paley II over GF(37); 25600 =
+///   100 * 256: K = 100, Paley II over GF(49)). The constructions are deterministic and
+///   specified in the README ("Widths beyond QuaRot's table"); quarot_hadamard_k_matrix
+///   writes the matrix.
+/// Thread-safe.
 #[no_mangle]
 pub extern "C" fn quarot_hadamard_size_supported(n: usize) -> usize {
     guard_value(0, || hadamard::hadamard_k(n).unwrap_or(0))
@@ -450,6 +468,14 @@ pub unsafe extern "C" fn quarot_hadamard_nearest_sizes(
     })
 }
 
+/// The block width QUAROT_FLAG_BLOCK_DIAGONAL uses for rows of width n: n itself when n is
+/// supported, else the largest supported width dividing n (e.g. 13696 -> 128: 107 blocks),
+/// or 0 when n is 0 or odd and unsupported (only blocks of 1 would divide it). Thread-safe.
+#[no_mangle]
+pub extern "C" fn quarot_hadamard_block_size(n: usize) -> usize {
+    guard_value(0, || hadamard::block_size(n).unwrap_or(0))
+}
+
 /// 1/sqrt(n) rounded to float: the scale of the orthogonal (normalized) transform, as in
 /// Quark's `matmul_hadU` and `hadamard_multiply` (also with QUAROT_FLAG_PAD_TRUNCATE, where
 /// Quark divides by sqrt of the unpadded n). 0 for n == 0. Thread-safe.
@@ -458,9 +484,11 @@ pub extern "C" fn quarot_hadamard_scale(n: usize) -> f32 {
     guard_value(0.0, || hadamard::normalized_scale(n))
 }
 
-/// Copy the +-1 matrix H_K (row-major, K*K int8_t) used for width K * 2^m into `out`,
-/// bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44). `out_len` is the capacity
-/// of `out` in elements and must be >= K*K. Thread-safe.
+/// Copy the +-1 matrix H_K (row-major, K*K int8_t) used for widths K * 2^m into `out`:
+/// for K in QuaRot's table bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44),
+/// for other K the Paley construction (see quarot_hadamard_size_supported). `out_len` is
+/// the capacity of `out` in elements and must be >= K*K. QUAROT_ERR_INVALID_ARGUMENT for
+/// a K no width uses. Thread-safe.
 ///
 /// # Safety
 /// `out` must be valid for `out_len` int8_t writes.
@@ -474,7 +502,11 @@ pub unsafe extern "C" fn quarot_hadamard_k_matrix(
         let m = hadamard::k_matrix(k).ok_or_else(|| {
             Error::new(
                 Status::InvalidArgument,
-                format!("K = {k} is not in the table (12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172)"),
+                format!(
+                    "K = {k} is no width's K (QuaRot's table: 12, 20, 28, 36, 40, 44, 52, 60, 108, \
+                     140, 156, 172; or a Paley order <= 1024, a multiple of 4 with K - 1 a prime \
+                     power = 3 mod 4 or K/2 - 1 a prime power = 1 mod 4)"
+                ),
             )
         })?;
         if out.is_null() {

@@ -5,12 +5,13 @@
 //! (natural order, as `scipy.linalg.hadamard`) is applied to each row, then H_K across the
 //! rows. With scale = 1/sqrt(n) this is Quark's / QuaRot's `matmul_hadU`.
 
+pub mod construct;
 mod k_tables;
 pub mod reference;
 pub(crate) mod table_cache;
 
 use crate::dispatch::{self, Isa};
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::error::{Error, Status};
 use crate::kernel::{self, KTables, Rows, ScratchLayout};
 use crate::parallel;
@@ -33,15 +34,25 @@ pub const FLAG_PARALLEL: u32 = 4;
 /// rows the pool was up to 2x faster in some runs and slower in others (waking a worker is
 /// slow and erratic here). Below 2^19 elements the pool is not worth it on average.
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 19;
+/// Opt-in for widths no Hadamard matrix is known for: transform each row as n / b
+/// independent blocks of width b, b = [`block_size`]`(n)` (the largest supported width
+/// dividing n; b = n when n is supported, so the flag changes nothing then). Weaker mixing
+/// than a full rotation: values only mix within their block. The orthogonal scale is
+/// then 1/sqrt(b), not 1/sqrt(n). Not combinable with [`FLAG_PAD_TRUNCATE`].
+pub const FLAG_BLOCK_DIAGONAL: u32 = 8;
 /// Every flag bit this version knows; any other bit is an error.
-pub const KNOWN_FLAGS: u32 = FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_PARALLEL;
+pub const KNOWN_FLAGS: u32 =
+    FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_PARALLEL | FLAG_BLOCK_DIAGONAL;
 
 /// The K values, in the order QuaRot and Quark try them, then SpinQuant's 44 (which no
 /// QuaRot width reaches: 44 * 2^m is divisible by no earlier K).
 pub const K_ORDER: [usize; 12] = [172, 156, 140, 108, 60, 52, 36, 28, 40, 20, 12, 44];
 
-/// The K used for width n: the first of [`K_ORDER`] with n % K == 0 and n / K a power of
-/// two; else 1 if n is a power of two; else `None` (unsupported). `None` for n = 0.
+/// The K used for width n. First QuaRot's rule, unchanged: the first of [`K_ORDER`] with
+/// n % K == 0 and n / K a power of two; else 1 if n is a power of two. Otherwise the
+/// smallest K = (odd part of n) * 2^j, j >= 2, n / K a power of two, that a Paley
+/// construction gives ([`construct`], K <= [`construct::MAX_CONSTRUCTED_K`]). `None` if
+/// there is none (unsupported) and for n = 0.
 pub fn hadamard_k(n: usize) -> Option<usize> {
     if n == 0 {
         return None;
@@ -53,10 +64,45 @@ pub fn hadamard_k(n: usize) -> Option<usize> {
     if odd == 1 {
         return Some(1); // every table K has an odd factor > 1
     }
-    K_ORDER
+    if let Some(k) = K_ORDER
         .iter()
         .copied()
         .find(|&k| k >> k.trailing_zeros() == odd && k.trailing_zeros() <= tz)
+    {
+        return Some(k);
+    }
+    if odd > construct::MAX_CONSTRUCTED_K / 4 {
+        return None;
+    }
+    (2..=tz)
+        .map(|j| odd << j)
+        .take_while(|&k| k <= construct::MAX_CONSTRUCTED_K)
+        .find(|&k| construct::construction(k).is_some())
+}
+
+/// The block width of [`FLAG_BLOCK_DIAGONAL`] for rows of width n: the largest supported
+/// width dividing n (n itself when n is supported), or `None` when only 1 divides n (n
+/// odd and unsupported, or n = 0). It is (largest odd divisor o of n's odd part that some
+/// K has as odd part, with K's power of two not above n's) * (the power of two of n).
+pub fn block_size(n: usize) -> Option<usize> {
+    if n == 0 {
+        return None;
+    }
+    let tz = n.trailing_zeros();
+    let odd = n >> tz;
+    // Odd divisors of `odd`, largest first: odd / d for d = 1, 3, 5, ... dividing it.
+    let b = (1..=odd)
+        .step_by(2)
+        .filter(|d| odd.is_multiple_of(*d))
+        .map(|d| odd / d)
+        .find(|&o| hadamard_k(o << tz).is_some())
+        .map(|o| o << tz)?;
+    (b > 1).then_some(b)
+}
+
+/// Whether `k` is a K some width uses: one of [`K_ORDER`] or a constructed order.
+pub fn is_supported_k(k: usize) -> bool {
+    K_ORDER.contains(&k) || construct::construction(k).is_some()
 }
 
 /// The supported widths nearest to n: the largest <= n and the smallest >= n (`None` where
@@ -64,7 +110,10 @@ pub fn hadamard_k(n: usize) -> Option<usize> {
 pub fn nearest_supported(n: usize) -> (Option<usize>, Option<usize>) {
     let mut below: Option<usize> = None;
     let mut above: Option<usize> = None;
-    for k in std::iter::once(1).chain(K_ORDER) {
+    let constructed = (4..=construct::MAX_CONSTRUCTED_K)
+        .step_by(4)
+        .filter(|&k| construct::construction(k).is_some());
+    for k in std::iter::once(1).chain(K_ORDER).chain(constructed) {
         // Every K * 2^m is supported (possibly with another K), so scan each K's ladder.
         let mut w = k;
         loop {
@@ -94,8 +143,9 @@ pub fn normalized_scale(n: usize) -> f32 {
     }
 }
 
-/// The +-1 entries of H_K, row-major, for K in [`K_ORDER`] (bit-identical to Quark's
-/// `_get_hadamard_K` / SpinQuant's `get_had44`); `None` for other K.
+/// The +-1 entries of H_K, row-major: for K in [`K_ORDER`] bit-identical to Quark's
+/// `_get_hadamard_K` / SpinQuant's `get_had44`; for other K the Paley construction of
+/// [`construct`]; `None` for K no width uses.
 pub fn k_matrix(k: usize) -> Option<Vec<i8>> {
     let words = k_words(k)?;
     let wpr = k.div_ceil(64);
@@ -128,14 +178,17 @@ fn k_words(k: usize) -> Option<&'static [u64]> {
         140 => &HAD140,
         156 => &HAD156,
         172 => &HAD172,
-        _ => return None,
+        _ => return construct::constructed_words(k),
     })
 }
 
 /// A validated transform: width, K, flags. Cheap to build; holds no buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HadamardPlan {
+    /// Transform width: n, or the block width of FLAG_BLOCK_DIAGONAL.
     n: usize,
+    /// Row width (n times the number of blocks).
+    width: usize,
     k: usize,
     log2_m: u32,
     padded_len: usize,
@@ -164,6 +217,22 @@ impl HadamardPlan {
         }
         let transpose = flags & FLAG_TRANSPOSE_K != 0;
         let parallel = flags & FLAG_PARALLEL != 0;
+        if flags & FLAG_BLOCK_DIAGONAL != 0 {
+            if flags & FLAG_PAD_TRUNCATE != 0 {
+                return Err(Error::new(
+                    Status::InvalidFlags,
+                    "QUAROT_FLAG_BLOCK_DIAGONAL and QUAROT_FLAG_PAD_TRUNCATE cannot be combined",
+                ));
+            }
+            let Some(b) = block_size(n) else {
+                return Err(Error::new(
+                    Status::UnsupportedSize,
+                    format!("n = {n}: no Hadamard block wider than 1 divides it (n is odd)"),
+                ));
+            };
+            let inner = HadamardPlan::new(b, flags & !FLAG_BLOCK_DIAGONAL)?;
+            return Ok(HadamardPlan { width: n, ..inner });
+        }
         if flags & FLAG_PAD_TRUNCATE != 0 {
             let padded_len = n.checked_next_power_of_two().ok_or_else(|| {
                 Error::new(
@@ -173,6 +242,7 @@ impl HadamardPlan {
             })?;
             return Ok(HadamardPlan {
                 n,
+                width: n,
                 k: 1,
                 log2_m: padded_len.trailing_zeros(),
                 padded_len,
@@ -184,11 +254,21 @@ impl HadamardPlan {
         let Some(k) = hadamard_k(n) else {
             let (below, above) = nearest_supported(n);
             let show = |w: Option<usize>| w.map_or("none".to_string(), |w| w.to_string());
+            let block = match block_size(n) {
+                Some(b) => format!(
+                    "; or QUAROT_FLAG_BLOCK_DIAGONAL: {} blocks of {b} (weaker mixing)",
+                    n / b
+                ),
+                None => String::new(),
+            };
             return Err(Error::new(
                 Status::UnsupportedSize,
                 format!(
-                    "n = {n} is not K*2^m for a supported K (1, 12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172); \
-                     nearest supported: {}, {}",
+                    "n = {n} is not K*2^m for a K with a known Hadamard matrix (QuaRot's 12, 20, 28, 36, 40, \
+                     44, 52, 60, 108, 140, 156, 172, or a Paley order <= {}: none for odd part {}); \
+                     nearest supported widths: {}, {}{block}",
+                    construct::MAX_CONSTRUCTED_K,
+                    n >> n.trailing_zeros(),
                     show(below),
                     show(above)
                 ),
@@ -196,6 +276,7 @@ impl HadamardPlan {
         };
         Ok(HadamardPlan {
             n,
+            width: n,
             k,
             log2_m: (n / k).trailing_zeros(),
             padded_len: n,
@@ -205,9 +286,17 @@ impl HadamardPlan {
         })
     }
 
-    /// Row width n.
+    /// Transform width: n, or the block width with [`FLAG_BLOCK_DIAGONAL`].
     pub fn n(&self) -> usize {
         self.n
+    }
+    /// Row width: the n the plan was made for (a multiple of [`Self::n`]).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// Blocks per row (1 unless [`FLAG_BLOCK_DIAGONAL`] split an unsupported width).
+    pub fn blocks(&self) -> usize {
+        self.width / self.n
     }
     /// K (1 for powers of two and for the pad-truncate mode).
     pub fn k(&self) -> usize {
@@ -258,12 +347,12 @@ impl HadamardPlan {
         stride: usize,
         elem_size: usize,
     ) -> Result<usize, Error> {
-        if stride < self.n {
+        if stride < self.width {
             return Err(Error::new(
                 Status::InvalidStride,
                 format!(
                     "{what} row_stride = {stride} is smaller than n = {}",
-                    self.n
+                    self.width
                 ),
             ));
         }
@@ -272,7 +361,7 @@ impl HadamardPlan {
         }
         (rows - 1)
             .checked_mul(stride)
-            .and_then(|x| x.checked_add(self.n))
+            .and_then(|x| x.checked_add(self.width))
             .filter(|&x| x.checked_mul(elem_size).is_some_and(|b| b <= isize::MAX as usize))
             .ok_or_else(|| {
                 Error::new(
@@ -463,7 +552,10 @@ pub(crate) unsafe fn execute<Ts: Element, Td: Element>(
     if job.rows == 0 {
         return Ok(());
     }
-    if plan.parallel && job.rows > 1 && job.rows.saturating_mul(plan.n()) >= PARALLEL_MIN_ELEMENTS {
+    if plan.parallel
+        && job.rows > 1
+        && job.rows.saturating_mul(plan.width()) >= PARALLEL_MIN_ELEMENTS
+    {
         // SAFETY: forwarded.
         return unsafe { parallel::execute_parallel(isa, plan, scale, job) };
     }
@@ -503,11 +595,54 @@ pub(crate) unsafe fn execute_with_scratch<Ts: Element, Td: Element>(
         return Ok(());
     }
     let tables = KTables::for_plan(plan, isa)?;
-    let need = ScratchLayout::new(plan, isa, Td::DTYPE, job.rows).len();
+    let need = scratch_len(plan, isa, Td::DTYPE, job.rows);
     grow(scratch, need, 0.0)?;
     // SAFETY: forwarded; scratch has the layout's length.
-    unsafe { kernel::run(isa, plan, tables, scale, job, &mut scratch[..need]) };
+    unsafe { run_blocks(isa, plan, tables, scale, job, &mut scratch[..need]) };
     Ok(())
+}
+
+/// Scratch values `run_blocks` needs for `rows` rows.
+pub(crate) fn scratch_len(plan: &HadamardPlan, isa: Isa, dst: DType, rows: usize) -> usize {
+    ScratchLayout::new(plan, isa, dst, rows.saturating_mul(plan.blocks())).len()
+}
+
+/// `kernel::run` on rows of `plan.width()`: with FLAG_BLOCK_DIAGONAL each row is
+/// `plan.blocks()` rows of width `plan.n()` (one batch when rows are contiguous).
+///
+/// # Safety
+/// As `kernel::run`, with `scratch` of `scratch_len(plan, isa, Td::DTYPE, job.rows)` values.
+pub(crate) unsafe fn run_blocks<Ts: Element, Td: Element>(
+    isa: Isa,
+    plan: &HadamardPlan,
+    tables: KTables,
+    scale: f32,
+    job: Rows<Ts, Td>,
+    scratch: &mut [f32],
+) {
+    let blocks = plan.blocks();
+    let b = plan.n();
+    let as_blocks = |row: Rows<Ts, Td>, rows: usize| Rows {
+        src: row.src,
+        src_stride: b,
+        dst: row.dst,
+        dst_stride: b,
+        rows,
+    };
+    // SAFETY (all three): the block rows cover exactly the caller's rows.
+    unsafe {
+        if blocks == 1 {
+            kernel::run(isa, plan, tables, scale, job, scratch);
+        } else if job.src_stride == plan.width() && job.dst_stride == plan.width() {
+            let all = as_blocks(job, job.rows * blocks);
+            kernel::run(isa, plan, tables, scale, all, scratch);
+        } else {
+            for r in 0..job.rows {
+                let row = as_blocks(job.sub(r, 1), blocks);
+                kernel::run(isa, plan, tables, scale, row, scratch);
+            }
+        }
+    }
 }
 
 /// Grow `v` to at least `len` values (new ones = `fill`), or `OutOfMemory`.
@@ -543,7 +678,7 @@ mod tests {
 
     /// `hadamard_k` avoids divisions; it must choose exactly what QuaRot's rule (the first
     /// K of the order with n % K == 0 and n / K a power of two, else 1 for powers of two)
-    /// chooses.
+    /// chooses, and otherwise the smallest constructed K with n / K a power of two.
     #[test]
     fn k_choice_matches_quarot_rule() {
         let rule = |n: usize| {
@@ -552,6 +687,13 @@ mod tests {
                 .copied()
                 .find(|&k| n.is_multiple_of(k) && (n / k).is_power_of_two())
                 .or(if n.is_power_of_two() { Some(1) } else { None })
+                .or_else(|| {
+                    (4..=construct::MAX_CONSTRUCTED_K).step_by(4).find(|&k| {
+                        n.is_multiple_of(k)
+                            && (n / k).is_power_of_two()
+                            && construct::construction(k).is_some()
+                    })
+                })
         };
         let mut checked = 0;
         let mut supported = 0;

@@ -278,7 +278,7 @@ impl R4Wrapper {
             block,
             dtype,
             plan,
-            scale: normalized_scale(block),
+            scale: normalized_scale(plan.n()),
             quant,
             isa: dispatch::active_isa()?,
         })
@@ -568,7 +568,7 @@ impl QkRotation {
             head_dim,
             dtype,
             plan,
-            scale: normalized_scale(head_dim),
+            scale: normalized_scale(plan.n()),
             isa: dispatch::active_isa()?,
         })
     }
