@@ -572,6 +572,7 @@ quarot_status quarot_hadamard(const void *src,
  *   100 * 256: K = 100, Paley II over GF(49)). The constructions are deterministic and
  *   specified in the README ("Widths beyond QuaRot's table"); quarot_hadamard_k_matrix
  *   writes the matrix.
+ *
  * Thread-safe.
  */
 size_t quarot_hadamard_size_supported(size_t n);

@@ -436,6 +436,7 @@ pub unsafe extern "C" fn quarot_hadamard(
 ///   100 * 256: K = 100, Paley II over GF(49)). The constructions are deterministic and
 ///   specified in the README ("Widths beyond QuaRot's table"); quarot_hadamard_k_matrix
 ///   writes the matrix.
+///
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn quarot_hadamard_size_supported(n: usize) -> usize {
