@@ -464,7 +464,7 @@ static void test_in_place(quarot_dtype t, size_t n, uint32_t flags, float scale)
 }
 
 static void test_transforms(void) {
-    static const size_t widths[] = {128, 80, 11008};
+    static const size_t widths[] = {128, 80, 11008, 4864 /* K = 76, Paley II */, 200 /* K = 100 */};
     static const quarot_dtype types[] = {QUAROT_DTYPE_F32, QUAROT_DTYPE_F16, QUAROT_DTYPE_BF16};
     size_t w, t;
     for (w = 0; w < sizeof widths / sizeof widths[0]; ++w) {
@@ -479,6 +479,31 @@ static void test_transforms(void) {
     /* Quark <= 0.10 pad-and-truncate mode, for a width that is not a power of two. */
     test_in_place(QUAROT_DTYPE_F32, 80, QUAROT_FLAG_PAD_TRUNCATE, quarot_hadamard_scale(80));
     test_in_place(QUAROT_DTYPE_BF16, 100, QUAROT_FLAG_PAD_TRUNCATE, quarot_hadamard_scale(100));
+}
+
+/* QUAROT_FLAG_BLOCK_DIAGONAL on 13696 = 107 * 128 (no Hadamard matrix of that width): the
+ * same bits as 107 rows of 128; without the flag an error naming the block mode. */
+static void test_block_diagonal(void) {
+    const size_t n = 13696, b = 128, rows = 2;
+    float *x = (float *)make_rows(QUAROT_DTYPE_F32, rows, n, n, 0);
+    float *y = (float *)duplicate(x, rows * n * sizeof *x);
+    float *x0 = (float *)duplicate(x, rows * n * sizeof *x);
+    float s = quarot_hadamard_scale(b);
+    CHECK(quarot_hadamard_block_size(n) == b);
+    CHECK_STATUS(quarot_hadamard_f32(x, rows, n, n, s, 0), QUAROT_ERR_UNSUPPORTED_SIZE);
+    CHECK(contains(quarot_last_error(), "QUAROT_FLAG_BLOCK_DIAGONAL: 107 blocks of 128"));
+    CHECK(memcmp(x, x0, rows * n * sizeof *x) == 0);
+    CHECK_STATUS(quarot_hadamard_f32(x, rows, n, n, s, QUAROT_FLAG_BLOCK_DIAGONAL), QUAROT_OK);
+    CHECK_STATUS(quarot_hadamard_f32(y, rows * n / b, b, b, s, 0), QUAROT_OK);
+    CHECK(memcmp(x, y, rows * n * sizeof *x) == 0);
+    CHECK_STATUS(quarot_hadamard_f32(x, rows, n, n, s,
+                                     QUAROT_FLAG_BLOCK_DIAGONAL | QUAROT_FLAG_PAD_TRUNCATE),
+                 QUAROT_ERR_INVALID_FLAGS);
+    CHECK_STATUS(quarot_hadamard_f32(x, 1, 107, 107, s, QUAROT_FLAG_BLOCK_DIAGONAL),
+                 QUAROT_ERR_UNSUPPORTED_SIZE);
+    free(x);
+    free(y);
+    free(x0);
 }
 
 /* With the normalized scale, the QUAROT_FLAG_TRANSPOSE_K transform undoes the plain one. */
@@ -665,12 +690,12 @@ static void test_errors(void) {
         CHECK_STATUS(quarot_hadamard_f32(big, 1, 11000, 11000, s, 0),
                      QUAROT_ERR_UNSUPPORTED_SIZE);
         CHECK(contains(quarot_last_error(), "11008"));
-        CHECK(contains(quarot_last_error(), "10240"));
+        CHECK(contains(quarot_last_error(), "10944"));
         CHECK(memcmp(big, big_copy, 11000 * sizeof *big) == 0);
         free(big);
         free(big_copy);
     }
-    CHECK_STATUS(quarot_hadamard_f16(hbuf, 1, 100, n, s, 0), QUAROT_ERR_UNSUPPORTED_SIZE);
+    CHECK_STATUS(quarot_hadamard_f16(hbuf, 1, 50, n, s, 0), QUAROT_ERR_UNSUPPORTED_SIZE);
     UNCHANGED();
 
     /* Stride smaller than the width. */
@@ -731,7 +756,8 @@ static void test_errors(void) {
  * ------------------------------------------------------------------------------------- */
 
 static void test_sizes(void) {
-    static const size_t table[] = {12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172};
+    static const size_t table[] = {12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172,
+                                   68, 76, 100, 148, 244, 684, 924};
     size_t below = 1, above = 1, i;
     CHECK(quarot_hadamard_size_supported(4096) == 1);
     CHECK(quarot_hadamard_size_supported(11008) == 172);
@@ -741,9 +767,18 @@ static void test_sizes(void) {
     CHECK(quarot_hadamard_size_supported(1) == 1);
     CHECK(quarot_hadamard_size_supported(11000) == 0);
     CHECK(quarot_hadamard_size_supported(0) == 0);
+    /* Beyond QuaRot's table: Paley orders (README "Supported widths"). */
+    CHECK(quarot_hadamard_size_supported(4864) == 76);
+    CHECK(quarot_hadamard_size_supported(25600) == 100);
+    CHECK(quarot_hadamard_size_supported(29568) == 924);
+    CHECK(quarot_hadamard_size_supported(13696) == 0);
+    CHECK(quarot_hadamard_block_size(13696) == 128);
+    CHECK(quarot_hadamard_block_size(4864) == 4864);
+    CHECK(quarot_hadamard_block_size(107) == 0);
+    CHECK(quarot_hadamard_block_size(0) == 0);
 
     CHECK_STATUS(quarot_hadamard_nearest_sizes(11000, &below, &above), QUAROT_OK);
-    CHECK(below == 10240 && above == 11008);
+    CHECK(below == 10944 && above == 11008);
     CHECK_STATUS(quarot_hadamard_nearest_sizes(4096, &below, &above), QUAROT_OK);
     CHECK(below == 4096 && above == 4096);
     CHECK_STATUS(quarot_hadamard_nearest_sizes(0, &below, NULL), QUAROT_OK);
@@ -754,7 +789,7 @@ static void test_sizes(void) {
     CHECK(quarot_hadamard_scale(11008) == (float)(1.0 / sqrt(11008.0)));
     CHECK(quarot_hadamard_scale(0) == 0.0f);
 
-    /* Every H_K of the table: +-1 entries and H H^T = K I. */
+    /* Every H_K of the table and some Paley orders: +-1 entries and H H^T = K I. */
     for (i = 0; i < sizeof table / sizeof table[0]; ++i) {
         size_t k = table[i], a, b, c;
         int8_t *h = k_matrix(k);
@@ -1185,6 +1220,7 @@ int main(int argc, char **argv) {
         test_strings();
         test_sizes();
         test_transforms();
+        test_block_diagonal();
         test_inverse();
         test_strided(QUAROT_DTYPE_F32);
         test_strided(QUAROT_DTYPE_BF16);

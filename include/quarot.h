@@ -86,7 +86,7 @@
  * quarot_hadamard_scale(b), not quarot_hadamard_scale(n). Cannot be combined with
  * QUAROT_FLAG_PAD_TRUNCATE. Odd n (only blocks of 1 divide it) stays unsupported.
  */
-#define QUAROT_FLAG_BLOCK_DIAGONAL 8
+#define QUAROT_FLAG_BLOCK_DIAGONAL 16
 
 /**
  * Flag for the weight-rotation functions: accumulate the dense product in float (the

@@ -329,7 +329,7 @@ fn check_demo(lang: Lang) {
         "(K = 172)".to_string(),
         "round trip with QUAROT_FLAG_TRANSPOSE_K: max error".to_string(),
         "n = 11000: unsupported transform width (status 2)".to_string(),
-        "nearest supported: 10240, 11008".to_string(),
+        "nearest supported widths: 10944, 11008".to_string(),
     ] {
         assert!(
             stdout.contains(&expected),

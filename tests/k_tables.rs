@@ -81,11 +81,20 @@ fn only_28_and_36_are_symmetric() {
 }
 
 #[test]
-fn no_table_for_other_sizes() {
-    for k in 0..=400 {
+fn no_matrix_for_other_sizes() {
+    // Outside the table only the Paley orders have a matrix (tests/constructions.rs checks
+    // those); every other K, powers of two included, has none.
+    for k in 0..=1100 {
         if !TABLE_KS.contains(&k) {
-            assert!(k_matrix(k).is_none(), "k_matrix({k}) should be None");
+            assert_eq!(
+                k_matrix(k).is_some(),
+                quarot::hadamard::construct::construction(k).is_some(),
+                "k_matrix({k})"
+            );
         }
+    }
+    for k in [0, 1, 2, 4, 8, 16, 64, 6, 10, 92, 1028] {
+        assert!(k_matrix(k).is_none(), "k_matrix({k}) should be None");
     }
 }
 

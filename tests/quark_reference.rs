@@ -16,7 +16,7 @@ mod common;
 use common::{
     available_isas, expected_k, f64_hadamard_row, f64_pad_truncate_row, f64_to_bf16_bits,
     f64_to_f16_bits, read_reference_f32, read_reference_f64, read_reference_u16, reference_dir,
-    reference_k_matrix, ulp_distance_16,
+    reference_k_matrix, ulp_distance_16, TABLE_KS,
 };
 use half::{bf16, f16};
 use quarot::hadamard::hadamard_rows_isa;
@@ -581,7 +581,18 @@ fn errors_json_entries() {
                 // Invalid width (n = 3, 360): Quark raises (AssertionError / ValueError); we
                 // must return UnsupportedSize and leave the data as it was.
                 assert!(e["raised"].is_string(), "{id}: Quark raised");
-                assert_eq!(hadamard_k(n), None, "{id}");
+                assert_eq!(expected_k(n), None, "{id}: QuaRot's rule has no K");
+                if let Some(k) = hadamard_k(n) {
+                    // A width Quark cannot rotate that libquarot can (360 = 180 * 2, Paley
+                    // II over GF(89)): with a constructed K, never one of QuaRot's.
+                    assert!(!TABLE_KS.contains(&k), "{id}: K = {k}");
+                    assert!(
+                        quarot::hadamard::construct::construction(k).is_some(),
+                        "{id}: K = {k}"
+                    );
+                    size_checked += 1;
+                    continue;
+                }
                 let ones32 = vec![1.0f32; n];
                 let mut d = ones32.clone();
                 let err = hadamard_rows(&mut d, 1, n, n, normalized_scale(n), flags)

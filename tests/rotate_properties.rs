@@ -1171,17 +1171,17 @@ fn error_cases<T: TestElem>() -> usize {
             assert!(w2.iter().zip(&w).all(|(a, b)| a.bits() == b.bits()));
             count(e);
         }
-        // Unsupported Hadamard width (100 divides 200, but is not K * 2^m).
+        // Unsupported Hadamard width (50 = 25 * 2 divides 200; 25 needs K = 100, which needs 2^2).
         let (of2, inf2, dim2) = if out { (200, 8, "out") } else { (8, 200, "in") };
-        let (below, above) = quarot::nearest_supported(100);
+        let (below, above) = quarot::nearest_supported(50);
         let e = expect_error::<T>(
-            &format!("Hadamard r = 100 ({dim2})"),
+            &format!("Hadamard r = 50 ({dim2})"),
             out,
             of2,
             inf2,
             inf2,
             &Rotation::Hadamard(HadamardRotation {
-                n: 100,
+                n: 50,
                 layout: HadamardLayout::MatmulHadU,
                 signs: None,
                 scale: 0.1,
@@ -1189,7 +1189,7 @@ fn error_cases<T: TestElem>() -> usize {
             0,
             Status::UnsupportedSize,
             &[
-                "rotation_n = 100",
+                "rotation_n = 50",
                 &below.unwrap().to_string(),
                 &above.unwrap().to_string(),
             ],
@@ -1226,7 +1226,7 @@ fn hadamard_matrix_errors() {
     let cases: [(HadamardRotation<'_>, Status); 5] = [
         (
             HadamardRotation {
-                n: 100,
+                n: 50, // 25 * 2: 25 needs K = 100 = 25 * 4
                 layout: HadamardLayout::MatmulHadU,
                 signs: None,
                 scale: 0.1,

@@ -119,7 +119,7 @@ pub const QUAROT_FLAG_PARALLEL: u32 = 4;
 /// the whole row (values only mix within their block), and the orthogonal scale is then
 /// quarot_hadamard_scale(b), not quarot_hadamard_scale(n). Cannot be combined with
 /// QUAROT_FLAG_PAD_TRUNCATE. Odd n (only blocks of 1 divide it) stays unsupported.
-pub const QUAROT_FLAG_BLOCK_DIAGONAL: u32 = 8;
+pub const QUAROT_FLAG_BLOCK_DIAGONAL: u32 = 16;
 
 // The C values are spelled out as literals because cbindgen copies only literals into the
 // header; these compile-time checks keep them equal to the core's.

@@ -39,7 +39,7 @@ pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 19;
 /// dividing n; b = n when n is supported, so the flag changes nothing then). Weaker mixing
 /// than a full rotation: values only mix within their block. The orthogonal scale is
 /// then 1/sqrt(b), not 1/sqrt(n). Not combinable with [`FLAG_PAD_TRUNCATE`].
-pub const FLAG_BLOCK_DIAGONAL: u32 = 8;
+pub const FLAG_BLOCK_DIAGONAL: u32 = 16;
 /// Every flag bit this version knows; any other bit is an error.
 pub const KNOWN_FLAGS: u32 =
     FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_PARALLEL | FLAG_BLOCK_DIAGONAL;

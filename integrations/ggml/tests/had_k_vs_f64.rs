@@ -31,7 +31,7 @@ fn run(n: usize, rows: usize, dtype: DType, flags: u32) -> (Vec<f32>, Vec<f64>) 
 
 #[test]
 fn had_k_widths_match_the_f64_definition() {
-    for (n, k) in [(11008usize, 172usize), (14336, 28)] {
+    for (n, k) in [(11008usize, 172usize), (14336, 28), (4864, 76)] {
         assert_eq!(quarot::hadamard::hadamard_k(n), Some(k));
         for dtype in [DType::F32, DType::F16, DType::BF16] {
             for flags in [0, sys::QUAROT_FLAG_TRANSPOSE_K] {
@@ -68,7 +68,10 @@ fn unsupported_widths_are_refused_when_building() {
         .err()
         .expect("11000 is unsupported");
     eprintln!("{err}");
-    assert!(err.contains("nearest supported: 10240, 11008"), "{err}");
+    assert!(
+        err.contains("nearest supported widths: 10944, 11008"),
+        "{err}"
+    );
     let had_k = ctx.tensor_2d(DType::F32, 11008, 2);
     let err = ctx
         .fwht(had_k, None)
