@@ -17,13 +17,20 @@ use quarot::{hadamard_k, normalized_scale, DType, Element, HadamardPlan};
 use std::hint::black_box;
 use std::time::Instant;
 
-const CASES: [(usize, usize); 6] = [
+const CASES: [(usize, usize); 11] = [
     (4096, 1),
     (128, 8192),
     (4096, 256),
     (4096, 16384),
     (11008, 512),
     (14336, 512),
+    // Widths beyond QuaRot's table (Paley K): Qwen2.5-0.5B, Qwen3-14B, Qwen3-32B,
+    // DeepSeek-V2-Lite and Qwen2-72B MLP widths.
+    (4864, 512),
+    (17408, 128),
+    (25600, 128),
+    (10944, 64),
+    (29568, 64),
 ];
 
 // ---------------------------------------------------------------- buffers and data

@@ -76,7 +76,10 @@ impl ScratchLayout {
             (plan.padded_len(), 1)
         } else {
             let n = plan.n();
-            let chunk_rows = (CHUNK_FLOATS / n).clamp(1, rows.max(1));
+            // Rows whose K mix runs in pairs (`kmix_pair`) need two rows per chunk.
+            let pairs = k > 1 && lanes > 1 && (1usize << plan.log2_m()) == lanes;
+            let min_rows = if pairs { 2 } else { 1 };
+            let chunk_rows = (CHUNK_FLOATS / n).max(min_rows).clamp(1, rows.max(1));
             let first_pass_stages = (intra_log2_lanes(isa, n) + 3).min(plan.log2_m());
             let done_in_first_pass = k == 1 && first_pass_stages == plan.log2_m();
             if dst != DType::F32 && !done_in_first_pass {
@@ -287,7 +290,11 @@ unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
             stages,
             None,
         );
-        for r in 0..rows.rows {
+        // Segments of exactly one vector (m = LANES): two rows at a time share the K mix,
+        // so it runs with two column vectors per table entry (`kmix_pair`).
+        let pair = k > 1 && S::LANES > 1 && (1usize << l) == S::LANES;
+        let mut r = 0;
+        while r < rows.rows {
             let w = wbase.add(r * wstride);
             let dst = rows.dst.add(r * rows.dst_stride);
             let mut s = stages;
@@ -301,6 +308,19 @@ unsafe fn chunk<S: Simd, Hw: Simd, Ts: Element, Td: Element>(
                 }
                 s += c;
             }
+            if pair && r + 1 < rows.rows {
+                let w1 = wbase.add((r + 1) * wstride);
+                let mut s = stages;
+                while s < l {
+                    let c = (l - s).min(3);
+                    radix_pass_any::<S, f32>(w1, w1, n, s, c, None);
+                    s += c;
+                }
+                kmix_pair::<S, Td>(w, w1, dst, rows.dst_stride, k, htab, scale, panel);
+                r += 2;
+                continue;
+            }
+            r += 1;
             if k > 1 {
                 let m = 1usize << l;
                 if m >= S::LANES {
@@ -624,6 +644,67 @@ unsafe fn kmix_row<V: Simd, Td: Element>(
     }
 }
 
+/// The K mix of two rows whose segments are one vector long (m = V::LANES), together:
+/// both rows' segments go into `panel` (K x 2 vectors, which also makes in place safe) and
+/// each table entry then multiplies two vectors (twice the work per broadcast of a table
+/// entry as `kmix_row` with m = LANES). Row 1's outputs are `dst_stride` elements after
+/// row 0's. Same operations in the same order per output as `kmix_row`: the same bits.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kmix_pair<V: Simd, Td: Element>(
+    w0: *const f32,
+    w1: *const f32,
+    dst: *mut Td,
+    dst_stride: usize,
+    k: usize,
+    htab: *const f32,
+    scale: f32,
+    panel: *mut f32,
+) {
+    let lanes = V::LANES;
+    unsafe {
+        for kk in 0..k {
+            V::store_f32(panel.add(kk * 2 * lanes), V::load_f32(w0.add(kk * lanes)));
+            V::store_f32(
+                panel.add(kk * 2 * lanes + lanes),
+                V::load_f32(w1.add(kk * lanes)),
+            );
+        }
+        let a = panel.cast_const();
+        let mut i = 0;
+        if V::KMIX_MR == 8 {
+            while i + 8 <= k {
+                let d = dst.add(i * lanes);
+                kmix_block::<V, Td, 8, 2>(
+                    a,
+                    2 * lanes,
+                    htab.add(i * k),
+                    k,
+                    d,
+                    lanes,
+                    dst_stride,
+                    scale,
+                );
+                i += 8;
+            }
+        }
+        while i < k {
+            let d = dst.add(i * lanes);
+            kmix_block::<V, Td, 4, 2>(
+                a,
+                2 * lanes,
+                htab.add(i * k),
+                k,
+                d,
+                lanes,
+                dst_stride,
+                scale,
+            );
+            i += 4;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn kmix_block_nr<V: Simd, Td: Element, const MR: usize>(
@@ -638,9 +719,9 @@ unsafe fn kmix_block_nr<V: Simd, Td: Element, const MR: usize>(
 ) {
     unsafe {
         if two_vectors {
-            kmix_block::<V, Td, MR, 2>(a, a_stride, h, k, dst, m, scale)
+            kmix_block::<V, Td, MR, 2>(a, a_stride, h, k, dst, m, V::LANES, scale)
         } else {
-            kmix_block::<V, Td, MR, 1>(a, a_stride, h, k, dst, m, scale)
+            kmix_block::<V, Td, MR, 1>(a, a_stride, h, k, dst, m, V::LANES, scale)
         }
     }
 }
@@ -691,6 +772,7 @@ unsafe fn kmix_row_narrow<V: Simd, Td: Element>(
                             k,
                             o.add(v * lanes),
                             kp,
+                            lanes,
                             scale,
                         );
                         v += $nr;
@@ -720,6 +802,7 @@ unsafe fn kmix_block<V: Simd, Td: Element, const MR: usize, const NR: usize>(
     k: usize,
     dst: *mut Td,
     m: usize,
+    col_step: usize,
     scale: f32,
 ) {
     unsafe {
@@ -738,7 +821,7 @@ unsafe fn kmix_block<V: Simd, Td: Element, const MR: usize, const NR: usize>(
         let sv = V::splat(scale);
         for (r, row) in acc.iter().enumerate() {
             for (c, x) in row.iter().enumerate() {
-                store::<V, Td>(dst.add(r * m + c * V::LANES), V::mul(*x, sv));
+                store::<V, Td>(dst.wrapping_add(r * m + c * col_step), V::mul(*x, sv));
             }
         }
     }

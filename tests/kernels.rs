@@ -11,7 +11,8 @@ use quarot::{normalized_scale, HadamardPlan, Isa, FLAG_PAD_TRUNCATE, FLAG_TRANSP
 
 fn all_widths() -> Vec<usize> {
     let mut v: Vec<usize> = (0..=16).map(|e| 1usize << e).collect();
-    for k in K_ORDER {
+    // QuaRot's K, then some constructed (Paley) K: small, GF(49), large.
+    for k in K_ORDER.into_iter().chain([68, 76, 100, 684]) {
         let mut n = k;
         while n <= 1 << 16 {
             v.push(n);
@@ -35,7 +36,8 @@ fn f32_every_width_every_isa_bit_exact_with_reference() {
     for n in all_widths() {
         for flags in [0, FLAG_TRANSPOSE_K] {
             let plan = HadamardPlan::new(n, flags).unwrap();
-            let rows = if n <= 256 { 5 } else { 2 };
+            // Odd row counts: the K mix of m = LANES pairs rows and leaves one.
+            let rows = if n <= 256 { 5 } else { 3 };
             let stride = n + 3;
             let scale = normalized_scale(n);
             let mut input = vec![sentinel_f32(); rows * stride];
