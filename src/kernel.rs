@@ -794,6 +794,7 @@ unsafe fn kmix_row_narrow<V: Simd, Td: Element>(
 }
 
 /// MR output rows x NR vectors of columns, accumulated over k = 0..K-1 in order.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn kmix_block<V: Simd, Td: Element, const MR: usize, const NR: usize>(
     a: *const f32,
