@@ -486,13 +486,32 @@ unsafe fn group<V: Simd, Ts: Element, To: Element>(
     unsafe {
         let mut v: [V::V; 8] = std::array::from_fn(|i| load::<V, Ts>(sp[i]));
         let in_vector = stages.min(V::LOG2_LANES);
-        for s in 0..in_vector {
-            for x in v.iter_mut() {
-                *x = V::stage_in_vector(*x, s);
-            }
+        // Literal stage numbers, so each `stage_in_vector` folds to its permute (a runtime
+        // stage number left a branch per call).
+        macro_rules! in_vector_stage {
+            ($st:literal) => {
+                if in_vector > $st {
+                    for x in v.iter_mut() {
+                        *x = V::stage_in_vector(*x, $st);
+                    }
+                }
+            };
         }
-        for s in in_vector..stages {
-            butterflies::<V, 8>(&mut v, 1 << (s - V::LOG2_LANES));
+        in_vector_stage!(0);
+        in_vector_stage!(1);
+        in_vector_stage!(2);
+        in_vector_stage!(3);
+        // Stages between registers at distance 1, 2, 4 (constant distances, so the eight
+        // values stay in registers: a runtime distance made the compiler keep `v` in memory).
+        let between = stages - in_vector;
+        if between >= 1 {
+            butterflies::<V, 8, 1>(&mut v);
+        }
+        if between >= 2 {
+            butterflies::<V, 8, 2>(&mut v);
+        }
+        if between >= 3 {
+            butterflies::<V, 8, 4>(&mut v);
         }
         if let Some(c) = scale {
             let c = V::splat(c);
@@ -506,11 +525,12 @@ unsafe fn group<V: Simd, Ts: Element, To: Element>(
     }
 }
 
-/// One radix-2 stage between registers r and r + d (for r with bit d clear).
+/// One radix-2 stage between registers r and r + D (for r with bit D clear).
 #[inline(always)]
-unsafe fn butterflies<V: Simd, const R: usize>(v: &mut [V::V; R], d: usize) {
+unsafe fn butterflies<V: Simd, const R: usize, const D: usize>(v: &mut [V::V; R]) {
     for r in 0..R {
-        if r & d == 0 {
+        if r & D == 0 {
+            let d = D;
             let (a, b) = (v[r], v[r + d]);
             // SAFETY: plain arithmetic on values already in registers.
             unsafe {
@@ -556,10 +576,14 @@ unsafe fn radix_pass<V: Simd, To: Element, const R: usize>(
             let mut j = base;
             while j < base + h {
                 let mut v: [V::V; R] = std::array::from_fn(|r| V::load_f32(buf.add(j + r * h)));
-                let mut d = 1;
-                while d < R {
-                    butterflies::<V, R>(&mut v, d);
-                    d *= 2;
+                if R >= 2 {
+                    butterflies::<V, R, 1>(&mut v);
+                }
+                if R >= 4 {
+                    butterflies::<V, R, 2>(&mut v);
+                }
+                if R >= 8 {
+                    butterflies::<V, R, 4>(&mut v);
                 }
                 if let Some(c) = scale {
                     let c = V::splat(c);
