@@ -1078,6 +1078,83 @@ static int op_ok(void *user_data, const quarot_activations *a, void *out) {
 }
 
 /* Bad input to the handle functions: each its status, *out untouched, data untouched. */
+/* quarot_quantize: the handles' quantizer on its own. FAKE rewrites rows with at most
+ * 2^bits levels of one scale per row; REAL gives codes, scales, zeros that reproduce those
+ * values; errors leave the data alone. */
+static void test_quantize(void) {
+    enum { ROWS = 3, N = 64, STRIDE = 70 };
+    float x[ROWS * STRIDE], fake[ROWS * STRIDE], scales[ROWS], zeros[ROWS];
+    int8_t codes[ROWS * N];
+    uint16_t h[N];
+    quarot_quant_config q;
+    size_t i, r;
+    memset(&q, 0, sizeof q);
+    q.kind = QUAROT_QUANT_FAKE;
+    q.bits = 4;
+    q.symmetric = 1;
+    q.group_size = 0;
+    q.clip_ratio = 1.0f;
+    for (i = 0; i < ROWS * STRIDE; ++i) {
+        x[i] = (float)((int)((i * 2654435761u) % 2001u) - 1000) / 100.0f;
+    }
+    memcpy(fake, x, sizeof x);
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_OK);
+    q.kind = QUAROT_QUANT_REAL;
+    CHECK_STATUS(quarot_quantize(x, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, codes, scales, zeros),
+                 QUAROT_OK);
+    for (r = 0; r < ROWS; ++r) {
+        int ok = 1;
+        float amax = 0.0f;
+        for (i = 0; i < N; ++i) {
+            float v = x[r * STRIDE + i];
+            amax = fabsf(v) > amax ? fabsf(v) : amax;
+        }
+        ok &= scales[r] == amax / 7.0f && zeros[r] == 0.0f;
+        for (i = 0; i < N; ++i) {
+            ok &= codes[r * N + i] >= -8 && codes[r * N + i] <= 7;
+            ok &= fake[r * STRIDE + i] == scales[r] * (float)codes[r * N + i];
+        }
+        for (i = N; i < STRIDE && r * STRIDE + i < ROWS * STRIDE; ++i) {
+            ok &= fake[r * STRIDE + i] == x[r * STRIDE + i]; /* gaps untouched */
+        }
+        CHECK(ok);
+    }
+    /* f16 rows, asymmetric 8 bits, groups of 16. */
+    for (i = 0; i < N; ++i) {
+        h[i] = (uint16_t)(0x3c00u + (uint16_t)(i * 7u)); /* 1.0 upward */
+    }
+    q.kind = QUAROT_QUANT_FAKE;
+    q.bits = 8;
+    q.symmetric = 0;
+    q.group_size = 16;
+    CHECK_STATUS(quarot_quantize(h, QUAROT_DTYPE_F16, 1, N, N, &q, NULL, NULL, NULL), QUAROT_OK);
+    /* Errors: data untouched. */
+    memcpy(fake, x, sizeof x);
+    q.group_size = 10; /* does not divide 64 */
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.group_size = 0;
+    q.kind = QUAROT_QUANT_NONE;
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_ERR_INVALID_ARGUMENT);
+    q.kind = QUAROT_QUANT_REAL;
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, codes, NULL, zeros),
+                 QUAROT_ERR_NULL_POINTER);
+    q.kind = QUAROT_QUANT_FAKE;
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, N - 1, &q, NULL, NULL, NULL),
+                 QUAROT_ERR_INVALID_STRIDE);
+    CHECK_STATUS(quarot_quantize(fake, 7, ROWS, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_ERR_INVALID_DTYPE);
+    CHECK_STATUS(quarot_quantize(fake, QUAROT_DTYPE_F32, ROWS, N, STRIDE, NULL, NULL, NULL, NULL),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK_STATUS(quarot_quantize(NULL, QUAROT_DTYPE_F32, ROWS, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_ERR_NULL_POINTER);
+    CHECK(memcmp(fake, x, sizeof x) == 0);
+    CHECK_STATUS(quarot_quantize(NULL, QUAROT_DTYPE_F32, 0, N, STRIDE, &q, NULL, NULL, NULL),
+                 QUAROT_OK);
+}
+
 static void test_online_errors(void) {
     quarot_r4_wrapper *const sentinel = (quarot_r4_wrapper *)&checks; /* never dereferenced */
     quarot_r4_wrapper *w = sentinel;
@@ -1233,6 +1310,7 @@ int main(int argc, char **argv) {
         test_threads();
         test_scratch();
         test_online_errors();
+        test_quantize();
     }
 
     printf("abi_test: %d checks, %d failed\n", checks, failures);

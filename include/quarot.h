@@ -143,8 +143,8 @@ enum quarot_status
      */
     QUAROT_ERR_NULL_POINTER = 1,
     /**
-     * n is not supported: 0, or not K*2^m for a K of the table (the message names the
-     * nearest supported widths).
+     * n is not supported: 0, or not K*2^m for a K with a known Hadamard matrix (QuaRot's
+     * table or a Paley order; the message names the nearest supported widths).
      */
     QUAROT_ERR_UNSUPPORTED_SIZE = 2,
     /**
@@ -980,6 +980,42 @@ void quarot_qk_rotation_free(struct quarot_qk_rotation *h);
  * for the last QUAROT_ERR_CALLBACK); 0 if none has. Thread-safe (per thread).
  */
 int quarot_last_callback_code(void);
+
+/**
+ * The activation quantizer of the handles (see quarot_quant_config for the formulas), on
+ * its own, without a rotation: e.g. to quantize the inputs of other linear layers the same
+ * way, or a weight per output channel (rows = out_features, n = in_features).
+ *
+ * `data`: `rows` rows of `n` elements of `dtype`, `row_stride` (>= n) elements apart.
+ * `config->kind`:
+ * - QUAROT_QUANT_FAKE: each row is quantized and dequantized in place, rounded once to
+ *   `dtype`; `codes`, `scales`, `zeros` are not used (may be NULL).
+ * - QUAROT_QUANT_REAL: `data` is only read; `codes` (rows * n int8, row stride n),
+ *   `scales` and `zeros` (rows * groups floats each, groups = n / group_size, 1 per row
+ *   when group_size is 0) are written, as in quarot_activations.
+ * - QUAROT_QUANT_NONE and QUAROT_QUANT_CUSTOM: QUAROT_ERR_INVALID_ARGUMENT.
+ *
+ * rows = 0 does nothing (pointers may then be NULL; the config is still checked).
+ * Errors: QUAROT_ERR_NULL_POINTER (config; data with rows > 0; codes, scales or zeros for
+ * REAL), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_SIZE_OVERFLOW,
+ * QUAROT_ERR_INVALID_ARGUMENT (n = 0, bits outside 2..8, clip_ratio outside (0, 1],
+ * group_size not dividing n, kind), QUAROT_ERR_OUT_OF_MEMORY; nothing is written on error.
+ * One row of n floats of scratch per call. Thread-safe (no shared state).
+ *
+ * # Safety
+ * `data` must be valid for the described rows (writable for FAKE); `config` must point to
+ * a quarot_quant_config; for REAL, `codes`, `scales` and `zeros` must be valid for the
+ * sizes above.
+ */
+quarot_status quarot_quantize(void *data,
+                              quarot_dtype dtype,
+                              size_t rows,
+                              size_t n,
+                              size_t row_stride,
+                              const struct quarot_quant_config *config,
+                              int8_t *codes,
+                              float *scales,
+                              float *zeros);
 
 #ifdef __cplusplus
 }  // extern "C"

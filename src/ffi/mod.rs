@@ -29,8 +29,8 @@ pub enum quarot_status {
     QUAROT_OK = 0,
     /// A required pointer was NULL (data/src/dst with rows > 0, or an output pointer).
     QUAROT_ERR_NULL_POINTER = 1,
-    /// n is not supported: 0, or not K*2^m for a K of the table (the message names the
-    /// nearest supported widths).
+    /// n is not supported: 0, or not K*2^m for a K with a known Hadamard matrix (QuaRot's
+    /// table or a Paley order; the message names the nearest supported widths).
     QUAROT_ERR_UNSUPPORTED_SIZE = 2,
     /// A row stride is smaller than n.
     QUAROT_ERR_INVALID_STRIDE = 3,

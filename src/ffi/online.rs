@@ -476,3 +476,151 @@ pub extern "C" fn quarot_last_callback_code() -> c_int {
 }
 
 const _: () = assert!(QUAROT_FORWARD_IN_PLACE == online::FORWARD_IN_PLACE);
+
+/// The activation quantizer of the handles (see quarot_quant_config for the formulas), on
+/// its own, without a rotation: e.g. to quantize the inputs of other linear layers the same
+/// way, or a weight per output channel (rows = out_features, n = in_features).
+///
+/// `data`: `rows` rows of `n` elements of `dtype`, `row_stride` (>= n) elements apart.
+/// `config->kind`:
+/// - QUAROT_QUANT_FAKE: each row is quantized and dequantized in place, rounded once to
+///   `dtype`; `codes`, `scales`, `zeros` are not used (may be NULL).
+/// - QUAROT_QUANT_REAL: `data` is only read; `codes` (rows * n int8, row stride n),
+///   `scales` and `zeros` (rows * groups floats each, groups = n / group_size, 1 per row
+///   when group_size is 0) are written, as in quarot_activations.
+/// - QUAROT_QUANT_NONE and QUAROT_QUANT_CUSTOM: QUAROT_ERR_INVALID_ARGUMENT.
+///
+/// rows = 0 does nothing (pointers may then be NULL; the config is still checked).
+/// Errors: QUAROT_ERR_NULL_POINTER (config; data with rows > 0; codes, scales or zeros for
+/// REAL), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_SIZE_OVERFLOW,
+/// QUAROT_ERR_INVALID_ARGUMENT (n = 0, bits outside 2..8, clip_ratio outside (0, 1],
+/// group_size not dividing n, kind), QUAROT_ERR_OUT_OF_MEMORY; nothing is written on error.
+/// One row of n floats of scratch per call. Thread-safe (no shared state).
+///
+/// # Safety
+/// `data` must be valid for the described rows (writable for FAKE); `config` must point to
+/// a quarot_quant_config; for REAL, `codes`, `scales` and `zeros` must be valid for the
+/// sizes above.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn quarot_quantize(
+    data: *mut c_void,
+    dtype: quarot_dtype,
+    rows: usize,
+    n: usize,
+    row_stride: usize,
+    config: *const quarot_quant_config,
+    codes: *mut i8,
+    scales: *mut f32,
+    zeros: *mut f32,
+) -> quarot_status {
+    guard(|| {
+        // SAFETY: the caller's contract (NULL or a valid config).
+        let Some(q) = (unsafe { config.as_ref() }) else {
+            return Err(null("config"));
+        };
+        let dt = super::dtype(dtype, "dtype")?;
+        let cfg = QuantConfig {
+            bits: q.bits,
+            symmetric: q.symmetric != 0,
+            group_size: q.group_size,
+            clip_ratio: q.clip_ratio,
+        };
+        let is_real = match q.kind {
+            QUAROT_QUANT_FAKE => false,
+            QUAROT_QUANT_REAL => true,
+            k => {
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    format!(
+                        "config->kind = {k}: quarot_quantize takes QUAROT_QUANT_FAKE (1) or QUAROT_QUANT_REAL (2)"
+                    ),
+                ))
+            }
+        };
+        if n == 0 {
+            return Err(Error::new(Status::InvalidArgument, "n = 0"));
+        }
+        cfg.validate(n)?;
+        if rows == 0 {
+            if row_stride < n {
+                return Err(Error::new(
+                    Status::InvalidStride,
+                    format!("row_stride = {row_stride} is smaller than n = {n}"),
+                ));
+            }
+            return Ok(());
+        }
+        if data.is_null() {
+            return Err(null("data"));
+        }
+        if is_real && (codes.is_null() || scales.is_null() || zeros.is_null()) {
+            return Err(null("codes, scales or zeros (QUAROT_QUANT_REAL)"));
+        }
+        if row_stride < n {
+            return Err(Error::new(
+                Status::InvalidStride,
+                format!("row_stride = {row_stride} is smaller than n = {n}"),
+            ));
+        }
+        let len = (rows - 1)
+            .checked_mul(row_stride)
+            .and_then(|x| x.checked_add(n))
+            .filter(|&x| {
+                x.checked_mul(dt.size())
+                    .is_some_and(|b| b <= isize::MAX as usize)
+            })
+            .ok_or_else(|| {
+                Error::new(
+                    Status::SizeOverflow,
+                    format!(
+                        "rows = {rows} with row_stride = {row_stride} overflows the address space"
+                    ),
+                )
+            })?;
+        let groups = n / cfg.group(n);
+        let (ncodes, nparams) = match (rows.checked_mul(n), rows.checked_mul(groups)) {
+            (Some(c), Some(p)) if c <= isize::MAX as usize && p <= isize::MAX as usize / 4 => {
+                (c, p)
+            }
+            _ => return Err(Error::new(Status::SizeOverflow, "rows * n overflows")),
+        };
+        // SAFETY: the caller's contract: the outputs are valid for these sizes.
+        let real = is_real.then(|| unsafe {
+            online::RealOut {
+                codes: std::slice::from_raw_parts_mut(codes, ncodes),
+                scales: std::slice::from_raw_parts_mut(scales, nparams),
+                zeros: std::slice::from_raw_parts_mut(zeros, nparams),
+            }
+        });
+        // SAFETY: the caller's contract: data covers `len` elements of the type.
+        unsafe {
+            match dt {
+                crate::DType::F32 => online::quantize_rows(
+                    std::slice::from_raw_parts_mut(data.cast::<f32>(), len),
+                    rows,
+                    n,
+                    row_stride,
+                    &cfg,
+                    real,
+                ),
+                crate::DType::F16 => online::quantize_rows(
+                    std::slice::from_raw_parts_mut(data.cast::<half::f16>(), len),
+                    rows,
+                    n,
+                    row_stride,
+                    &cfg,
+                    real,
+                ),
+                crate::DType::Bf16 => online::quantize_rows(
+                    std::slice::from_raw_parts_mut(data.cast::<half::bf16>(), len),
+                    rows,
+                    n,
+                    row_stride,
+                    &cfg,
+                    real,
+                ),
+            }
+        }
+    })
+}

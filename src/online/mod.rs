@@ -683,3 +683,91 @@ impl QkRotation {
         })
     }
 }
+
+/// Where [`quantize_rows`] puts real quantization's results: `codes` rows x n (row stride
+/// n), `scales` and `zeros` rows x groups.
+pub struct RealOut<'a> {
+    /// int8 codes.
+    pub codes: &'a mut [i8],
+    /// One scale per group.
+    pub scales: &'a mut [f32],
+    /// One zero point per group.
+    pub zeros: &'a mut [f32],
+}
+
+/// The activation quantizer of the handles, on its own (no rotation): `rows` rows of `n`
+/// values of `T`, `stride` apart in `data`. Without `real`, each row is fake-quantized in
+/// place (rounded once to `T`); with it, `data` is only read and the codes, scales and zero
+/// points are written. Everything is checked before anything is written.
+pub fn quantize_rows<T: Element>(
+    data: &mut [T],
+    rows: usize,
+    n: usize,
+    stride: usize,
+    cfg: &QuantConfig,
+    real: Option<RealOut<'_>>,
+) -> Result<(), Error> {
+    if n == 0 {
+        return Err(Error::new(Status::InvalidArgument, "n = 0"));
+    }
+    cfg.validate(n)?;
+    if stride < n {
+        return Err(Error::new(
+            Status::InvalidStride,
+            format!("row_stride = {stride} is smaller than n = {n}"),
+        ));
+    }
+    let need = extent("data", rows, n, stride, std::mem::size_of::<T>())?;
+    if data.len() < need {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("data has {} elements, the rows need {need}", data.len()),
+        ));
+    }
+    let groups = n / cfg.group(n);
+    if let Some(r) = &real {
+        let codes = rows.checked_mul(n);
+        let params = rows.checked_mul(groups);
+        let (Some(codes), Some(params)) = (codes, params) else {
+            return Err(Error::new(Status::SizeOverflow, "rows * n overflows"));
+        };
+        if r.codes.len() < codes || r.scales.len() < params || r.zeros.len() < params {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "real quantization needs {codes} codes and {params} scales and zero points"
+                ),
+            ));
+        }
+    }
+    let mut row = Vec::new();
+    row.try_reserve_exact(n).map_err(|_| {
+        Error::new(
+            Status::OutOfMemory,
+            format!("could not allocate a row of {n} f32"),
+        )
+    })?;
+    row.resize(n, 0.0f32);
+    let mut real = real;
+    for r in 0..rows {
+        let src = &mut data[r * stride..r * stride + n];
+        for (o, v) in row.iter_mut().zip(src.iter()) {
+            *o = v.to_f32();
+        }
+        match &mut real {
+            None => {
+                cfg.fake_quantize(&mut row);
+                for (d, v) in src.iter_mut().zip(&row) {
+                    *d = T::from_f32(*v);
+                }
+            }
+            Some(out) => cfg.quantize(
+                &row,
+                &mut out.codes[r * n..(r + 1) * n],
+                &mut out.scales[r * groups..(r + 1) * groups],
+                &mut out.zeros[r * groups..(r + 1) * groups],
+            ),
+        }
+    }
+    Ok(())
+}
