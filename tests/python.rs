@@ -1,0 +1,127 @@
+//! The Python side, run against the library this build made (`QUAROT_LIB`):
+//! - the bindings' pytest suite (`python/tests`, including the Quark reference vectors);
+//! - the short SmolLM2 QuaRot check (`examples/python/smollm2_quarot.py --ci`).
+//!
+//! Needs `python3`. The packages of `python/requirements-test.txt` are used from the
+//! system when they all import; otherwise they are installed once with pip into
+//! `<target>/pydeps` (network needed then) and put on `PYTHONPATH`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `<target>/<profile>`, from this executable's path `<target>/<profile>/deps/python-<hash>`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+fn library() -> PathBuf {
+    let lib = profile_dir().join(format!(
+        "{}quarot{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(lib.exists(), "{} not built", lib.display());
+    lib
+}
+
+const MODULES: &str = "import numpy, pytest, ml_dtypes, gguf, tokenizers, tqdm";
+
+/// The PYTHONPATH entry with the test packages ("" when the system has them all).
+fn python_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let has = |pp: &str| {
+            Command::new("python3")
+                .args(["-c", MODULES])
+                .env("PYTHONPATH", pp)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        if has("") {
+            return String::new();
+        }
+        let dir = profile_dir()
+            .parent()
+            .expect("<target>")
+            .join("pydeps")
+            .to_string_lossy()
+            .into_owned();
+        if !has(&dir) {
+            eprintln!("installing python/requirements-test.txt into {dir} with pip");
+            let req = manifest_dir().join("python/requirements-test.txt");
+            let out = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(&dir)
+                .arg("-r")
+                .arg(&req)
+                .output()
+                .expect("python3 is needed for the Python tests");
+            assert!(
+                out.status.success(),
+                "pip install -r {} failed:\n{}",
+                req.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(has(&dir), "{MODULES} still fails with PYTHONPATH={dir}");
+        }
+        dir
+    })
+}
+
+fn run_python(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .args(args)
+        .current_dir(manifest_dir())
+        .env("QUAROT_LIB", library())
+        .env("PYTHONPATH", python_path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 is needed for the Python tests");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python3 {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    eprintln!("{stdout}");
+    stdout
+}
+
+#[test]
+fn python_bindings_pytest() {
+    let out = run_python(&[
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "python/tests",
+    ]);
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    assert!(
+        last.contains(" passed") && !last.contains("failed") && !last.contains("error"),
+        "pytest summary: {last}"
+    );
+}
