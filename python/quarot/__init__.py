@@ -45,104 +45,30 @@ from ._arrays import (
 )
 from .constants import *  # noqa: F401,F403
 from .constants import __all__ as _constants_all
-from .transform import (
-    active_isa,
-    block_size,
-    hadamard,
-    hadamard_bf16,
-    hadamard_f16,
-    hadamard_f32,
-    hadamard_scale,
-    isa_available,
-    isa_name,
-    k_matrix,
-    last_callback_code,
-    last_error,
-    nearest_sizes,
-    release_scratch,
-    rows_for_thread,
-    scale,
-    scratch_retained,
-    set_num_threads,
-    size_supported,
-    status_string,
-    version,
-)
-from .rotation import (
-    hadamard_matrix,
-    quark_hadamard_scale,
-    random_orthogonal,
-    random_signs,
-    rotate_in_channels,
-    rotate_in_channels_hadamard,
-    rotate_out_channels,
-    rotate_out_channels_hadamard,
-)
-from .online import (
-    CALLBACK_EXCEPTION_CODE,
-    Activations,
-    QKRotation,
-    QKShape,
-    QuantConfig,
-    QuantizedRows,
-    R4Wrapper,
-    quantize,
-)
+from . import online as _online, rotation as _rotation, transform as _transform
+from .online import *  # noqa: F401,F403  (R4Wrapper, QKRotation, QuantConfig, quantize, ...)
+from .rotation import *  # noqa: F401,F403  (weight rotation, matrix generators)
+from .transform import *  # noqa: F401,F403  (transforms, sizes, threads, info)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "QuarotError",
-    # transforms and sizes
-    "hadamard",
-    "hadamard_f32",
-    "hadamard_f16",
-    "hadamard_bf16",
-    "size_supported",
-    "nearest_sizes",
-    "block_size",
-    "hadamard_scale",
-    "scale",
-    "k_matrix",
-    # threads, scratch, info
-    "rows_for_thread",
-    "set_num_threads",
-    "release_scratch",
-    "scratch_retained",
-    "version",
-    "active_isa",
-    "isa_available",
-    "isa_name",
-    "status_string",
-    "last_error",
-    "last_callback_code",
-    # weight rotation, matrices
-    "rotate_in_channels",
-    "rotate_out_channels",
-    "rotate_in_channels_hadamard",
-    "rotate_out_channels_hadamard",
-    "hadamard_matrix",
-    "quark_hadamard_scale",
-    "random_signs",
-    "random_orthogonal",
-    # online handles
-    "QuantConfig",
-    "QuantizedRows",
-    "quantize",
-    "Activations",
-    "QKShape",
-    "R4Wrapper",
-    "QKRotation",
-    "CALLBACK_EXCEPTION_CODE",
-    # dtype helpers
-    "BFLOAT16",
-    "dtype_code",
-    "numpy_dtype",
-    "float32_to_bf16_bits",
-    "bf16_bits_to_float32",
-    "lib",
-    "lib_path",
-] + list(_constants_all)
+__all__ = (
+    [
+        "QuarotError",
+        # dtype helpers
+        "BFLOAT16",
+        "dtype_code",
+        "numpy_dtype",
+        "float32_to_bf16_bits",
+        "bf16_bits_to_float32",
+        "lib",
+        "lib_path",
+    ]
+    + list(_transform.__all__)
+    + list(_rotation.__all__)
+    + list(_online.__all__)
+    + list(_constants_all)
+)
 
 
 def _check_version() -> None:
