@@ -10,27 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// `<target>/<profile>`, from this executable's path `<target>/<profile>/deps/python-<hash>`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test executable");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test executable in <target>/<profile>/deps")
-        .to_path_buf()
-}
+use common::shared_lib::{fresh_shared_library, layout, manifest_dir};
 
-fn library() -> PathBuf {
-    let lib = profile_dir().join(format!(
-        "{}quarot{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+/// The library of this test build (`deps/` of the profile, built if missing or stale).
+fn library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| fresh_shared_library(&layout()))
 }
 
 const MODULES: &str = "import numpy, pytest, ml_dtypes, gguf, tokenizers, tqdm";
@@ -50,9 +37,8 @@ fn python_path() -> &'static str {
         if has("") {
             return String::new();
         }
-        let dir = profile_dir()
-            .parent()
-            .expect("<target>")
+        let dir = layout()
+            .target_dir
             .join("pydeps")
             .to_string_lossy()
             .into_owned();

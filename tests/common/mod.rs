@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod shared_lib;
+
 use quarot::Isa;
 
 /// A deterministic pseudo-random row: N(0,1)-ish values with a few large outliers.
