@@ -605,7 +605,7 @@ float quarot_hadamard_scale(size_t n);
  * for K in QuaRot's table bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44),
  * for other K the Paley construction (see quarot_hadamard_size_supported). `out_len` is
  * the capacity of `out` in elements and must be >= K*K. QUAROT_ERR_INVALID_ARGUMENT for
- * a K no width uses. Thread-safe.
+ * a K with neither (e.g. 92, or a power of two). Thread-safe.
  *
  * # Safety
  * `out` must be valid for `out_len` int8_t writes.

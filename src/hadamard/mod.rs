@@ -100,7 +100,9 @@ pub fn block_size(n: usize) -> Option<usize> {
     (b > 1).then_some(b)
 }
 
-/// Whether `k` is a K some width uses: one of [`K_ORDER`] or a constructed order.
+/// Whether H_K exists here: one of [`K_ORDER`] or an order with a Paley construction
+/// ([`construct`]). Not every such K is chosen by a width: a constructed K whose odd part is
+/// also a table K's (24 = 3 * 8, say) loses to that table K.
 pub fn is_supported_k(k: usize) -> bool {
     K_ORDER.contains(&k) || construct::construction(k).is_some()
 }
@@ -145,7 +147,7 @@ pub fn normalized_scale(n: usize) -> f32 {
 
 /// The +-1 entries of H_K, row-major: for K in [`K_ORDER`] bit-identical to Quark's
 /// `_get_hadamard_K` / SpinQuant's `get_had44`; for other K the Paley construction of
-/// [`construct`]; `None` for K no width uses.
+/// [`construct`] (see [`is_supported_k`]); `None` for any other K.
 pub fn k_matrix(k: usize) -> Option<Vec<i8>> {
     let words = k_words(k)?;
     let wpr = k.div_ceil(64);
