@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 mod common;
 
 use common::shared_lib::{
-    fresh_shared_library, layout, lib_file_name, manifest_dir, target_triple, LIB_NAME,
+    fresh_shared_library, layout, lib_file_name, manifest_dir, soname, target_triple, LIB_NAME,
 };
 
 /// A private directory holding a copy of the library and the compiled programs, so that
@@ -50,9 +50,13 @@ fn setup() -> &'static Setup {
         let lib_dir = work_dir.join("lib");
         std::fs::create_dir_all(&lib_dir).expect("create the C work directory");
         // Copy, then rename: atomic for programs of another test process using the old file.
-        let tmp = lib_dir.join(format!(".{}.{}", lib_file_name(), std::process::id()));
-        std::fs::copy(&library, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", library.display()));
-        std::fs::rename(&tmp, lib_dir.join(lib_file_name())).expect("rename the library copy");
+        // Under the link-time name and the SONAME the programs then ask for at run time.
+        for name in [lib_file_name(), soname()] {
+            let tmp = lib_dir.join(format!(".{name}.{}", std::process::id()));
+            std::fs::copy(&library, &tmp)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", library.display()));
+            std::fs::rename(&tmp, lib_dir.join(&name)).expect("rename the library copy");
+        }
         Setup {
             work_dir,
             lib_dir,
@@ -65,6 +69,8 @@ fn setup() -> &'static Setup {
 enum Lang {
     C,
     Cxx,
+    /// C99 built with AddressSanitizer and UndefinedBehaviorSanitizer (any report aborts).
+    CSanitized,
 }
 
 /// Compile `examples_c/<stem>.c` as C99 or C++11 with `-Wall -Wextra -Werror -pedantic`
@@ -75,6 +81,7 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
     let suffix = match lang {
         Lang::C => "c",
         Lang::Cxx => "cxx",
+        Lang::CSanitized => "c-asan-ubsan",
     };
     let exe = setup.work_dir.join(format!("{stem}-{suffix}"));
     let tmp = setup
@@ -99,6 +106,15 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
         }
         Lang::Cxx => {
             cmd.args(["-x", "c++", "-std=c++11"]);
+        }
+        Lang::CSanitized => {
+            cmd.args([
+                "-std=c99",
+                "-g",
+                "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+            ]);
         }
     }
     cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
@@ -133,18 +149,7 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
 
 /// The program built once per test process (several tests run the same binary).
 fn program(stem: &'static str, lang: Lang) -> &'static Path {
-    static BUILDS: [OnceLock<PathBuf>; 10] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
+    static BUILDS: [OnceLock<PathBuf>; 15] = [const { OnceLock::new() }; 15];
     let slot = match (stem, lang) {
         ("demo", Lang::C) => 0,
         ("demo", Lang::Cxx) => 1,
@@ -156,6 +161,11 @@ fn program(stem: &'static str, lang: Lang) -> &'static Path {
         ("r4_wrapper", Lang::Cxx) => 7,
         ("qk_rotation", Lang::C) => 8,
         ("qk_rotation", Lang::Cxx) => 9,
+        ("demo", Lang::CSanitized) => 10,
+        ("abi_test", Lang::CSanitized) => 11,
+        ("rotate_net", Lang::CSanitized) => 12,
+        ("r4_wrapper", Lang::CSanitized) => 13,
+        ("qk_rotation", Lang::CSanitized) => 14,
         _ => unreachable!("unknown program {stem}"),
     };
     BUILDS[slot].get_or_init(|| compile(stem, lang))
@@ -392,5 +402,64 @@ fn online_examples_on_every_isa() {
     for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
         check_example("r4_wrapper", Lang::C, Some(isa.name()), R4_LINES);
         check_example("qk_rotation", Lang::C, Some(isa.name()), QK_LINES);
+    }
+}
+
+const EXAMPLES: [&str; 5] = [
+    "demo",
+    "abi_test",
+    "rotate_net",
+    "r4_wrapper",
+    "qk_rotation",
+];
+
+/// Every C program (abi_test is the C test of every entry point) built with
+/// `-fsanitize=address,undefined -fno-sanitize-recover=all`: any report fails the run.
+#[test]
+fn every_example_under_asan_and_ubsan() {
+    for stem in EXAMPLES {
+        let exe = program(stem, Lang::CSanitized);
+        let mut cmd = Command::new(exe);
+        cmd.env_remove("QUAROT_ISA")
+            .env_remove("LD_LIBRARY_PATH")
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:exitcode=99",
+            )
+            .env(
+                "UBSAN_OPTIONS",
+                "print_stacktrace=1:halt_on_error=1:exitcode=98",
+            );
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("Sanitizer") && !stderr.contains("runtime error"),
+            "{stem}: sanitizer report:\n{stderr}"
+        );
+        assert_success(&format!("{stem} (ASan + UBSan)"), &out);
+    }
+}
+
+/// Every C program under `valgrind --error-exitcode=1` (valgrind hides AVX-512, so the
+/// library runs its AVX2 kernels there). Needs valgrind (.ci/run installs it).
+#[test]
+fn every_example_under_valgrind() {
+    for stem in EXAMPLES {
+        let exe = program(stem, Lang::C);
+        let out = Command::new("valgrind")
+            .args(["-q", "--error-exitcode=1"])
+            .arg(exe)
+            .env_remove("QUAROT_ISA")
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run valgrind (needed by this test): {e}"));
+        assert_success(&format!("{stem} (valgrind)"), &out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("== ERROR SUMMARY") || stderr.contains("ERROR SUMMARY: 0 errors"),
+            "{stem}: {stderr}"
+        );
     }
 }

@@ -12,21 +12,12 @@
 
 mod common;
 
-use common::shared_lib::{layout, manifest_dir};
+use common::shared_lib::{layout, manifest_dir, soname};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn soname() -> String {
-    let major = env!("CARGO_PKG_VERSION_MAJOR");
-    if major == "0" {
-        format!("libquarot.so.0.{}", env!("CARGO_PKG_VERSION_MINOR"))
-    } else {
-        format!("libquarot.so.{major}")
-    }
-}
 
 fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");

@@ -136,3 +136,14 @@ pub fn fresh_shared_library(layout: &Layout) -> PathBuf {
     );
     built
 }
+
+/// The SONAME build.rs gives the shared library on ELF targets (what programs linked
+/// against it look for at run time): libquarot.so.0.<minor> before 1.0, else .so.<major>.
+pub fn soname() -> String {
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    if major == "0" {
+        format!("libquarot.so.0.{}", env!("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        format!("libquarot.so.{major}")
+    }
+}
