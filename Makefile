@@ -10,7 +10,7 @@
 #   $(LIBDIR)/cmake/quarot/quarotConfig.cmake, quarotConfigVersion.cmake
 #                                            (find_package(quarot) -> quarot::quarot,
 #                                             quarot::quarot_static)
-# The version comes from Cargo.toml, as everywhere else (build.rs sets the SONAME).
+# The version comes from Cargo.toml, as everywhere else.
 # `make uninstall` removes the same files. tests/install.rs checks all of it.
 
 PREFIX     ?= /usr/local
@@ -18,7 +18,9 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DESTDIR    ?=
 CARGO      ?= cargo
-TARGET_DIR ?= target
+# A build directory of its own: the installed library is linked with its SONAME, which a
+# plain `cargo build` (used in place from target/release) does not set.
+TARGET_DIR ?= target/install
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
@@ -33,7 +35,9 @@ BUILT := $(TARGET_DIR)/release
 all: build
 
 build:
-	$(CARGO) build --release --lib --target-dir $(TARGET_DIR)
+	$(CARGO) rustc --release --lib --crate-type cdylib --target-dir $(TARGET_DIR) \
+	    -- -C link-arg=-Wl,-soname,$(SONAME)
+	$(CARGO) rustc --release --lib --crate-type staticlib --target-dir $(TARGET_DIR)
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \

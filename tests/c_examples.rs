@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 mod common;
 
 use common::shared_lib::{
-    fresh_shared_library, layout, lib_file_name, manifest_dir, soname, target_triple, LIB_NAME,
+    fresh_shared_library, layout, lib_file_name, manifest_dir, target_triple, LIB_NAME,
 };
 
 /// A private directory holding a copy of the library and the compiled programs, so that
@@ -50,13 +50,9 @@ fn setup() -> &'static Setup {
         let lib_dir = work_dir.join("lib");
         std::fs::create_dir_all(&lib_dir).expect("create the C work directory");
         // Copy, then rename: atomic for programs of another test process using the old file.
-        // Under the link-time name and the SONAME the programs then ask for at run time.
-        for name in [lib_file_name(), soname()] {
-            let tmp = lib_dir.join(format!(".{name}.{}", std::process::id()));
-            std::fs::copy(&library, &tmp)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", library.display()));
-            std::fs::rename(&tmp, lib_dir.join(&name)).expect("rename the library copy");
-        }
+        let tmp = lib_dir.join(format!(".{}.{}", lib_file_name(), std::process::id()));
+        std::fs::copy(&library, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", library.display()));
+        std::fs::rename(&tmp, lib_dir.join(lib_file_name())).expect("rename the library copy");
         Setup {
             work_dir,
             lib_dir,

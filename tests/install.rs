@@ -52,7 +52,10 @@ fn make(args: &[String]) -> Output {
     cmd.arg("-C")
         .arg(manifest_dir())
         .arg(format!("CARGO={}", cargo.to_string_lossy()))
-        .arg(format!("TARGET_DIR={}", layout().target_dir.display()))
+        .arg(format!(
+            "TARGET_DIR={}",
+            layout().target_dir.join("install").display()
+        ))
         .args(args);
     run(&mut cmd)
 }

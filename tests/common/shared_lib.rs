@@ -137,7 +137,7 @@ pub fn fresh_shared_library(layout: &Layout) -> PathBuf {
     built
 }
 
-/// The SONAME build.rs gives the shared library on ELF targets (what programs linked
+/// The SONAME `make install` gives the installed shared library (what programs linked
 /// against it look for at run time): libquarot.so.0.<minor> before 1.0, else .so.<major>.
 pub fn soname() -> String {
     let major = env!("CARGO_PKG_VERSION_MAJOR");
