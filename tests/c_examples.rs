@@ -12,6 +12,8 @@
 //! - `r4_wrapper.c`: an MLP whose down_proj is wrapped by a quarot_r4_wrapper (output
 //!   unchanged; 4-bit activations lose less with the rotation; real codes == fake).
 //! - `qk_rotation.c`: a C RoPE wrapped by a quarot_qk_rotation (attention scores unchanged).
+//! - `stress.c`: threads calling every kind of entry point at once and sharing an R4 and a
+//!   QK handle, for a bounded time; every result equal to the single-thread one.
 //!
 //! Needs a C and a C++ compiler (`cc`/`c++`, or `CC`/`CXX`); nothing else.
 #![cfg(unix)]
@@ -145,7 +147,7 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
 
 /// The program built once per test process (several tests run the same binary).
 fn program(stem: &'static str, lang: Lang) -> &'static Path {
-    static BUILDS: [OnceLock<PathBuf>; 15] = [const { OnceLock::new() }; 15];
+    static BUILDS: [OnceLock<PathBuf>; 18] = [const { OnceLock::new() }; 18];
     let slot = match (stem, lang) {
         ("demo", Lang::C) => 0,
         ("demo", Lang::Cxx) => 1,
@@ -162,6 +164,9 @@ fn program(stem: &'static str, lang: Lang) -> &'static Path {
         ("rotate_net", Lang::CSanitized) => 12,
         ("r4_wrapper", Lang::CSanitized) => 13,
         ("qk_rotation", Lang::CSanitized) => 14,
+        ("stress", Lang::C) => 15,
+        ("stress", Lang::Cxx) => 16,
+        ("stress", Lang::CSanitized) => 17,
         _ => unreachable!("unknown program {stem}"),
     };
     BUILDS[slot].get_or_init(|| compile(stem, lang))
@@ -458,4 +463,35 @@ fn every_example_under_valgrind() {
             "{stem}: {stderr}"
         );
     }
+}
+
+/// Many threads at once on every kind of entry point, sharing one R4 wrapper and one QK
+/// rotation (and libquarot's pool through QUAROT_FLAG_PARALLEL): results bit-identical to
+/// the single-thread ones, each thread's own error message.
+#[test]
+fn stress_threads_c99_and_cxx11() {
+    for lang in [Lang::C, Lang::Cxx] {
+        let out = run(program("stress", lang), &["2", "8"], None);
+        let stdout = assert_success("stress (8 threads, 2 s)", &out);
+        assert!(stdout.contains(" 0 failures"), "{stdout}");
+    }
+}
+
+/// The stress test under AddressSanitizer + UndefinedBehaviorSanitizer.
+#[test]
+fn stress_threads_under_asan_and_ubsan() {
+    let exe = program("stress", Lang::CSanitized);
+    let out = Command::new(exe)
+        .args(["1", "4"])
+        .env_remove("QUAROT_ISA")
+        .env_remove("LD_LIBRARY_PATH")
+        .env("ASAN_OPTIONS", "detect_leaks=1:exitcode=99")
+        .env(
+            "UBSAN_OPTIONS",
+            "print_stacktrace=1:halt_on_error=1:exitcode=98",
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let stdout = assert_success("stress (ASan + UBSan)", &out);
+    assert!(stdout.contains(" 0 failures"), "{stdout}");
 }
