@@ -95,7 +95,8 @@ impl Status {
 pub struct Error {
     /// The status a C caller receives.
     pub status: Status,
-    /// Details, e.g. "n = 11000 is not K*2^m for a supported K; nearest supported: 10240, 11008".
+    /// Details, e.g. "n = 11000 is not K*2^m for a K with a known Hadamard matrix (...);
+    /// nearest supported widths: 10944, 11008; ...".
     pub message: String,
 }
 

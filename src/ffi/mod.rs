@@ -602,7 +602,8 @@ pub extern "C" fn quarot_status_string(code: i32) -> *const c_char {
 }
 
 /// Details of the calling thread's most recent failed libquarot call, e.g.
-/// "n = 11000 is not K*2^m for a supported K (...); nearest supported: 10240, 11008";
+/// "n = 11000 is not K*2^m for a K with a known Hadamard matrix (...); nearest supported
+/// widths: 10944, 11008; ...";
 /// "" after a call that succeeded. Never NULL. The string belongs to libquarot and stays
 /// valid until the next libquarot call on the same thread. Thread-safe (one message per
 /// thread).

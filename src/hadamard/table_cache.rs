@@ -4,7 +4,7 @@
 //! of width 64 * K (K = 172: 29 584 entries), so building it on every call made a decode
 //! call (one row) several times slower than the transform itself. Tables are built on
 //! first use, kept for the life of the process (at most two orientations x two layouts per
-//! K, 4 K^2 + 4 K (K + 15) floats per K: 0.5 MiB for K = 172) and found again through a
+//! K, 2 K^2 + 2 K (K + 15) floats per K: 0.46 MiB for K = 172) and found again through a
 //! small per-thread list, so steady-state calls take no lock.
 
 use super::HadamardPlan;
