@@ -311,6 +311,41 @@ fn unsupported_width_error_names_neighbours_and_block_mode() {
     assert!(x.iter().all(|&v| v == 1.0));
 }
 
+/// block_size against its definition (the largest supported width dividing n) for every
+/// n up to 2^14, and on widths near 2^64, whose odd parts have huge divisors: it must
+/// return (the fuzzer found the first version scanning every odd divisor candidate up to
+/// the odd part, which never finished there).
+#[test]
+fn block_size_is_the_largest_supported_divisor() {
+    for n in 1..=(1usize << 14) {
+        let brute = (2..=n)
+            .rev()
+            .find(|&b| n % b == 0 && hadamard_k(b).is_some());
+        assert_eq!(block_size(n), brute, "n = {n}");
+    }
+    for n in [
+        usize::MAX - 1,
+        usize::MAX / 2 - 1,
+        (usize::MAX / 2 - 1) / 3 * 4,
+        (1usize << 62) * 3,
+        ((1usize << 61) - 1) * 4, // odd part a Mersenne prime
+        (1usize << 40) * 172,
+    ] {
+        let b = block_size(n).expect("an even n has at least blocks of 2");
+        assert!(n % b == 0 && hadamard_k(b).is_some(), "n = {n}: {b}");
+        // No larger supported divisor with the same power of two (the odd part <= 1024).
+        let tz = n.trailing_zeros();
+        let odd = n >> tz;
+        for o in ((b >> tz) + 1..=1024.min(odd)).filter(|o| o % 2 == 1 && odd % o == 0) {
+            assert!(
+                hadamard_k(o << tz).is_none(),
+                "n = {n}: {} beats {b}",
+                o << tz
+            );
+        }
+    }
+}
+
 #[test]
 fn block_diagonal_transforms_each_block() {
     // 13696 = 107 * 128: 107 blocks of 128. 4160 = 65 * 64 (65 = 5 * 13 has no K <= 1024):

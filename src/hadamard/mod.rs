@@ -90,11 +90,13 @@ pub fn block_size(n: usize) -> Option<usize> {
     }
     let tz = n.trailing_zeros();
     let odd = n >> tz;
-    // Odd divisors of `odd`, largest first: odd / d for d = 1, 3, 5, ... dividing it.
-    let b = (1..=odd)
-        .step_by(2)
-        .filter(|d| odd.is_multiple_of(*d))
-        .map(|d| odd / d)
+    // Odd divisors o of `odd`, largest first, with o << tz supported. A supported width's
+    // odd part is a K's odd part, at most MAX_CONSTRUCTED_K, so only those are tried:
+    // at most 512 candidates whatever n is (scanning all divisors of a 63-bit odd part
+    // would not finish; found by fuzz/).
+    let b = (1..=odd.min(construct::MAX_CONSTRUCTED_K))
+        .rev()
+        .filter(|&o| o % 2 == 1 && odd.is_multiple_of(o))
         .find(|&o| hadamard_k(o << tz).is_some())
         .map(|o| o << tz)?;
     (b > 1).then_some(b)
