@@ -14,6 +14,10 @@
 //! - `qk_rotation.c`: a C RoPE wrapped by a quarot_qk_rotation (attention scores unchanged).
 //! - `stress.c`: threads calling every kind of entry point at once and sharing an R4 and a
 //!   QK handle, for a bounded time; every result equal to the single-thread one.
+//! - `bad_input.c`: a table with one row per bad value of each parameter of every export,
+//!   each expecting its specific status (or documented result), with every buffer (and the
+//!   canaries past its end and between its rows) unchanged, handle outputs unwritten and
+//!   `quarot_last_error()` set; every function of the header must have a row.
 //!
 //! Needs a C and a C++ compiler (`cc`/`c++`, or `CC`/`CXX`); nothing else.
 #![cfg(unix)]
@@ -147,7 +151,7 @@ fn compile(stem: &str, lang: Lang) -> PathBuf {
 
 /// The program built once per test process (several tests run the same binary).
 fn program(stem: &'static str, lang: Lang) -> &'static Path {
-    static BUILDS: [OnceLock<PathBuf>; 18] = [const { OnceLock::new() }; 18];
+    static BUILDS: [OnceLock<PathBuf>; 21] = [const { OnceLock::new() }; 21];
     let slot = match (stem, lang) {
         ("demo", Lang::C) => 0,
         ("demo", Lang::Cxx) => 1,
@@ -167,6 +171,9 @@ fn program(stem: &'static str, lang: Lang) -> &'static Path {
         ("stress", Lang::C) => 15,
         ("stress", Lang::Cxx) => 16,
         ("stress", Lang::CSanitized) => 17,
+        ("bad_input", Lang::C) => 18,
+        ("bad_input", Lang::Cxx) => 19,
+        ("bad_input", Lang::CSanitized) => 20,
         _ => unreachable!("unknown program {stem}"),
     };
     BUILDS[slot].get_or_init(|| compile(stem, lang))
@@ -406,12 +413,13 @@ fn online_examples_on_every_isa() {
     }
 }
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "demo",
     "abi_test",
     "rotate_net",
     "r4_wrapper",
     "qk_rotation",
+    "bad_input",
 ];
 
 /// Every C program (abi_test is the C test of every entry point) built with
@@ -494,4 +502,121 @@ fn stress_threads_under_asan_and_ubsan() {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     let stdout = assert_success("stress (ASan + UBSan)", &out);
     assert!(stdout.contains(" 0 failures"), "{stdout}");
+}
+
+/// `text` without its block comments (`/* ... */`).
+fn strip_block_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        rest = rest[start + 2..]
+            .find("*/")
+            .map_or("", |end| &rest[start + 2 + end + 2..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The functions `include/quarot.h` declares: the `quarot_*` identifier just before the `(`
+/// of each declaration line (comments, preprocessor lines and typedefs skipped).
+fn header_functions() -> Vec<String> {
+    let path = manifest_dir().join("include").join("quarot.h");
+    let header =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut names = Vec::new();
+    for line in strip_block_comments(&header).lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with("typedef") || line.starts_with("//") {
+            continue;
+        }
+        let Some((before, _)) = line.split_once('(') else {
+            continue;
+        };
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let name = &before[start..];
+        let tail_ok = name.strip_prefix("quarot_").is_some_and(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+        if tail_ok && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// The last line of bad_input's output, "bad_input: <N> rows, <F> failures", as (N, F).
+fn bad_input_summary(stdout: &str) -> (usize, usize) {
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let parsed = last
+        .strip_prefix("bad_input: ")
+        .and_then(|rest| rest.strip_suffix(" failures"))
+        .and_then(|rest| rest.split_once(" rows, "))
+        .and_then(|(n, f)| Some((n.parse().ok()?, f.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("bad_input: unexpected last line {last:?}:\n{stdout}"))
+}
+
+/// The bad-input table (examples_c/bad_input.c) as C99 and as C++11: every row gets its
+/// specific status with no buffer or handle output touched, and every function of the header
+/// has a row, so a new export without one fails here.
+#[test]
+fn bad_input_table_c99_and_cxx11() {
+    let functions = header_functions();
+    assert!(
+        functions.len() >= 35,
+        "parsed only {} functions from include/quarot.h: {functions:?}",
+        functions.len()
+    );
+    let path = manifest_dir().join("examples_c").join("bad_input.c");
+    let source =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let code = strip_block_comments(&source);
+    let missing: Vec<&String> = functions
+        .iter()
+        .filter(|f| !code.contains(&format!("\"{f}.")) || !code.contains(&format!("{f}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "examples_c/bad_input.c has no row (a \"<export>.<parameter> ...\" name and a call) \
+         for: {missing:?}"
+    );
+
+    let mut rows_seen = Vec::new();
+    for lang in [Lang::C, Lang::Cxx] {
+        // --verbose prints one line per row ("ok   <export>.<parameter> ...").
+        let out = run(program("bad_input", lang), &["--verbose"], None);
+        let stdout = assert_success("bad_input", &out);
+        let (rows, failures) = bad_input_summary(&stdout);
+        assert_eq!(failures, 0, "bad_input reported failures:\n{stdout}");
+        assert!(rows >= 100, "bad_input has only {rows} rows");
+        let ran: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("ok   "))
+            .collect();
+        assert_eq!(ran.len(), rows, "not every row reported ok:\n{stdout}");
+        for f in &functions {
+            assert!(
+                ran.iter().any(|r| r.starts_with(&format!("{f}."))),
+                "no row of bad_input ran for {f}"
+            );
+        }
+        rows_seen.push(rows);
+    }
+    assert_eq!(
+        rows_seen[0], rows_seen[1],
+        "C and C++ builds ran different tables"
+    );
+    eprintln!(
+        "bad_input: {} rows covering {} header functions",
+        rows_seen[0],
+        functions.len()
+    );
 }
