@@ -33,12 +33,13 @@
  * must still work: a 4-wide transform of [1, 0, 0, 0] with scale 0.5 gives 0.5 everywhere,
  * and the long-lived handles still forward.
  *
- * Where the header names no status for a case (a layout that is no QUAROT_LAYOUT_*, signs
- * other than +-1, out_len < n * n, quarot_set_num_threads(5000), a flag the function does
- * not take), the row expects the status whose description in the header fits it:
- * QUAROT_ERR_INVALID_ARGUMENT ("another argument is out of range") or
- * QUAROT_ERR_INVALID_FLAGS. Rows marked NOTE are cases the header is silent or ambiguous
- * about; they expect what the library returns.
+ * Every row expects the status the header documents for its case: the "Errors:" list of
+ * each function names the status of each check, including a layout that is no
+ * QUAROT_LAYOUT_*, signs other than +-1, out_len < n * n, quarot_set_num_threads(5000), a
+ * scale of 0 for a Hadamard rotation, n = 0 for quarot_hadamard_matrix (UNSUPPORTED_SIZE)
+ * and quarot_random_orthogonal (INVALID_ARGUMENT), and a flag the function does not take.
+ * A row for a case the header were silent or ambiguous about would be marked NOTE and
+ * expect what the library returns; there is none at present.
  *
  * The rows run in table order on one thread (quarot_last_callback_code rows rely on it).
  * Each failure is printed with the row name, the call, the got/expected status and the
@@ -387,6 +388,10 @@ static int32_t retained_after_release(void) {
       quarot_hadamard_f32(A.x, 2, 11, 12, 0.5f, 0))                                                \
     X(f32_n_even, E_SIZE, "quarot_hadamard_f32.n = 22 (even, no Hadamard matrix)",                 \
       quarot_hadamard_f32(A.x, 2, 22, 24, 0.5f, 0))                                                \
+    /* The unsupported-size message names block sizes (block_size(n)), which never returned for    \
+     * this n before commit d8a9a3d: the call must fail promptly. */                               \
+    X(f32_n_huge, E_SIZE, "quarot_hadamard_f32.n = SIZE_MAX - 1 (even, no Hadamard matrix)",       \
+      quarot_hadamard_f32(A.x, 1, SZ_MAX - 1, SZ_MAX - 1, 0.5f, 0))                                \
     X(f32_n_odd_block, E_SIZE, "quarot_hadamard_f32.n = 11 with QUAROT_FLAG_BLOCK_DIAGONAL",       \
       quarot_hadamard_f32(A.x, 2, 11, 12, 0.5f, QUAROT_FLAG_BLOCK_DIAGONAL))                       \
     X(f32_n_pad_overflow, E_OVERFLOW,                                                              \
@@ -537,6 +542,17 @@ static int32_t retained_after_release(void) {
       expect_size(quarot_hadamard_block_size(0), 0))                                               \
     X(block_odd, DOCUMENTED, "quarot_hadamard_block_size.n = 11 (odd, unsupported) gives 0",       \
       expect_size(quarot_hadamard_block_size(11), 0))                                              \
+    /* The two block_size rows near SIZE_MAX never returned before commit d8a9a3d (it scanned      \
+     * every odd number up to n's odd part). SIZE_MAX is odd and unsupported: 0. SIZE_MAX - 1      \
+     * = 2 * odd: no K (a multiple of 4) fits its single factor of two, so its largest             \
+     * supported divisor is 2. */                                                                  \
+    X(block_one, DOCUMENTED, "quarot_hadamard_block_size.n = 1 (supported) gives 1",             \
+      expect_size(quarot_hadamard_block_size(1), 1))                                               \
+    X(block_max, DOCUMENTED, "quarot_hadamard_block_size.n = SIZE_MAX (odd, unsupported) gives 0", \
+      expect_size(quarot_hadamard_block_size(SZ_MAX), 0))                                          \
+    X(block_max_even, DOCUMENTED,                                                                  \
+      "quarot_hadamard_block_size.n = SIZE_MAX - 1 gives 2 (its largest supported divisor)",       \
+      expect_size(quarot_hadamard_block_size(SZ_MAX - 1), 2))                                      \
     X(scale_zero, DOCUMENTED, "quarot_hadamard_scale.n = 0 gives 0",                               \
       expect_double(quarot_hadamard_scale(0), 0.0))                                                \
     X(quark_scale_zero, DOCUMENTED, "quarot_quark_hadamard_scale.n = 0 gives 0",                   \
@@ -634,6 +650,13 @@ static int32_t retained_after_release(void) {
       quarot_rotate_in_channels(A.x, F32, 2, 8, 12, A.rot_nan, 8, 0))                              \
     X(rin_rotation_inf, E_ARG, "quarot_rotate_in_channels.rotation has an Inf",                    \
       quarot_rotate_in_channels(A.x, F32, 2, 8, 12, A.rot_inf, 8, 0))                              \
+    X(rin_empty_rotation_nan, E_ARG,                                                               \
+      "quarot_rotate_in_channels.rotation has a NaN (empty weight: R still checked)",              \
+      quarot_rotate_in_channels(A.x, F32, 0, 8, 12, A.rot_nan, 8, 0))                              \
+    X(rinh_rotation_n_huge_dim, E_ARG,                                                              \
+      "quarot_rotate_in_channels_hadamard.rotation_n = 2^31 + 1 not dividing in_features = SIZE_MAX", \
+      quarot_rotate_in_channels_hadamard(A.x, F32, 0, SZ_MAX, SZ_MAX, (size_t)2147483649u,          \
+                                         QUAROT_LAYOUT_MATMUL_HADU, NULL, 1.0, 0))                 \
     X(rin_rotation_n_zero, E_ARG, "quarot_rotate_in_channels.rotation_n = 0",                      \
       quarot_rotate_in_channels(A.x, F32, 2, 8, 12, A.rot, 0, 0))                                  \
     X(rin_rotation_n_3, E_ARG, "quarot_rotate_in_channels.rotation_n = 3 (does not divide 8)",     \
@@ -730,8 +753,6 @@ static int32_t retained_after_release(void) {
       quarot_rotate_in_channels_hadamard(A.x, F32, 2, 8, 12, 8, HADU, A.signs, NAN, 0))            \
     X(rinh_scale_inf, E_ARG, "quarot_rotate_in_channels_hadamard.scale = +Inf",                    \
       quarot_rotate_in_channels_hadamard(A.x, F32, 2, 8, 12, 8, HADU, A.signs, INFINITY, 0))       \
-    /* NOTE: the header does not say that scale = 0 is rejected (only non-finite                   \
-     * scales are, for the transforms); the library rejects it. */                                 \
     X(rinh_scale_zero, E_ARG, "quarot_rotate_in_channels_hadamard.scale = 0",                      \
       quarot_rotate_in_channels_hadamard(A.x, F32, 2, 8, 12, 8, HADU, A.signs, 0.0, 0))            \
     X(rinh_flags_f32acc, E_FLAGS,                                                                  \
@@ -784,8 +805,6 @@ static int32_t retained_after_release(void) {
     X(routh_scale_ninf, E_ARG, "quarot_rotate_out_channels_hadamard.scale = -Inf",                 \
       quarot_rotate_out_channels_hadamard(A.x, F32, 8, 4, 6, A.y, 8, HADT, A.signs, -INFINITY,     \
                                           0))                                                      \
-    /* NOTE: the header does not say that scale = 0 is rejected (only non-finite                   \
-     * scales are, for the transforms); the library rejects it. */                                 \
     X(routh_scale_zero, E_ARG, "quarot_rotate_out_channels_hadamard.scale = 0",                    \
       quarot_rotate_out_channels_hadamard(A.x, F32, 8, 4, 6, A.y, 8, HADT, A.signs, 0.0, 0))       \
     X(routh_flags_f32acc, E_FLAGS,                                                                 \
@@ -807,10 +826,7 @@ static int32_t retained_after_release(void) {
       quarot_hadamard_matrix(A.mat, 63, 8, KRON, A.signs, S8))                                     \
     X(hmat_out_len_zero, E_ARG, "quarot_hadamard_matrix.out_len = 0",                              \
       quarot_hadamard_matrix(A.mat, 0, 8, KRON, A.signs, S8))                                      \
-    /* NOTE: the header lists no errors for this function; the library answers n = 0 as            \
-     * the weight rotations document rotation_n = 0 (INVALID_ARGUMENT, "rotation_n = 0"),          \
-     * while the UNSUPPORTED_SIZE doc says "n is not supported: 0". */                             \
-    X(hmat_n_zero, E_ARG, "quarot_hadamard_matrix.n = 0",                                          \
+    X(hmat_n_zero, E_SIZE, "quarot_hadamard_matrix.n = 0",                                         \
       quarot_hadamard_matrix(A.mat, 64, 0, KRON, A.signs, S8))                                     \
     X(hmat_n_11, E_SIZE, "quarot_hadamard_matrix.n = 11 (no Hadamard matrix)",                     \
       quarot_hadamard_matrix(A.mat, 121, 11, KRON, NULL, S8))                                      \
@@ -826,8 +842,6 @@ static int32_t retained_after_release(void) {
       quarot_hadamard_matrix(A.mat, 64, 8, KRON, A.signs, NAN))                                    \
     X(hmat_scale_inf, E_ARG, "quarot_hadamard_matrix.scale = +Inf",                                \
       quarot_hadamard_matrix(A.mat, 64, 8, KRON, A.signs, INFINITY))                               \
-    /* NOTE: the header does not say that scale = 0 is rejected (only non-finite                   \
-     * scales are, for the transforms); the library rejects it. */                                 \
     X(hmat_scale_zero, E_ARG, "quarot_hadamard_matrix.scale = 0",                                  \
       quarot_hadamard_matrix(A.mat, 64, 8, KRON, A.signs, 0.0))                                    \
     X(signs_out_null, E_NULL, "quarot_random_signs.out = NULL with n > 0",                         \
@@ -838,7 +852,6 @@ static int32_t retained_after_release(void) {
       quarot_random_orthogonal(NULL, 64, 8, 1))                                                    \
     X(orth_out_len, E_ARG, "quarot_random_orthogonal.out_len = n * n - 1",                         \
       quarot_random_orthogonal(A.mat, 63, 8, 1))                                                   \
-    /* NOTE: the header names no status for n = 0 here. */                                         \
     X(orth_n_zero, E_ARG, "quarot_random_orthogonal.n = 0",                                        \
       quarot_random_orthogonal(A.mat, 64, 0, 1))                                                   \
     X(orth_n_overflow, E_OVERFLOW, "quarot_random_orthogonal.n: n * n overflows",                  \
@@ -979,6 +992,9 @@ static int32_t retained_after_release(void) {
       quarot_qk_rotation_forward(qk, A.x, A.y, shape(2, 0, 2, 8, 30, 9, 20, 9), NULL))             \
     X(qkfwd_n_kv_heads_zero, E_ARG, "quarot_qk_rotation_forward.shape->n_kv_heads = 0",            \
       quarot_qk_rotation_forward(qk, A.x, A.y, shape(2, 3, 0, 8, 30, 9, 20, 9), NULL))             \
+    X(qkfwd_n_heads_zero_no_tokens, E_ARG,                                                         \
+      "quarot_qk_rotation_forward.shape->n_heads = 0 with tokens = 0 (still checked)",             \
+      quarot_qk_rotation_forward(qk, A.x, A.y, shape(0, 0, 2, 8, 30, 9, 20, 9), NULL))             \
     X(qkfwd_q_head_stride, E_STRIDE,                                                               \
       "quarot_qk_rotation_forward.shape->q_head_stride < head_dim (q heads overlap)",              \
       quarot_qk_rotation_forward(qk, A.x, A.y, shape(2, 3, 2, 8, 30, 4, 20, 9), NULL))             \

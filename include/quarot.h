@@ -92,8 +92,10 @@
  * Flag for the weight-rotation functions: accumulate the dense product in float (the
  * rotation and the weights rounded to float first) instead of double. About twice as fast;
  * results are then no longer bit-identical to Quark (errors of a few float ulps of the
- * largest value in the row, so small outputs of f16/bf16 weights can be several ulps off). The
- * Hadamard functions always compute in double and reject this flag.
+ * largest value in the row, so small outputs of f16/bf16 weights can be several ulps off).
+ * Only quarot_rotate_in_channels / quarot_rotate_out_channels take it: the Hadamard weight
+ * rotations (always double), the transforms and the handles reject it with
+ * QUAROT_ERR_INVALID_FLAGS.
  */
 #define QUAROT_FLAG_F32_ACCUMULATE 8
 
@@ -143,8 +145,11 @@ enum quarot_status
      */
     QUAROT_ERR_NULL_POINTER = 1,
     /**
-     * n is not supported: 0, or not K*2^m for a K with a known Hadamard matrix (QuaRot's
-     * table or a Paley order; the message names the nearest supported widths).
+     * A width has no Hadamard matrix: n = 0, or n not K*2^m for a K with a known Hadamard
+     * matrix (QuaRot's table or a Paley order; the message names the nearest supported
+     * widths). For the transforms' n, quarot_hadamard_matrix's n, the handles' n,
+     * block_size and head_dim, and the Hadamard weight rotations' rotation_n >= 1 (a
+     * weight rotation's rotation_n = 0 is QUAROT_ERR_INVALID_ARGUMENT).
      */
     QUAROT_ERR_UNSUPPORTED_SIZE = 2,
     /**
@@ -168,7 +173,9 @@ enum quarot_status
      */
     QUAROT_ERR_OVERLAP = 7,
     /**
-     * Another argument is out of range (non-finite scale, nth == 0, ith >= nth, ...).
+     * Another argument is out of range (non-finite scale, a Hadamard rotation's scale of 0,
+     * nth == 0, ith >= nth, rotation_n = 0, a layout that is no QUAROT_LAYOUT_*, signs
+     * other than +-1, an out_len below what is written, ...).
      */
     QUAROT_ERR_INVALID_ARGUMENT = 8,
     /**
@@ -364,7 +371,13 @@ typedef int (*quarot_op_fn)(void *user_data, const struct quarot_activations *x,
  * starts at q + t * q_token_stride + h * q_head_stride (k likewise, with n_kv_heads heads:
  * GQA). [tokens, heads, head_dim] contiguous is q_token_stride = n_heads * head_dim,
  * q_head_stride = head_dim; head-major layouts ([heads, tokens, head_dim]) work too.
- * Heads must not overlap, and q and k must not overlap each other.
+ * With tokens > 0, each of q and k must be token-major (a token's heads fit in its token
+ * stride: token_stride >= (heads - 1) * head_stride + head_dim, head_stride >= head_dim)
+ * or head-major (a head's tokens fit in its head stride), so heads never overlap; and the
+ * address ranges of q and k (first to last element) must not meet, so a fused QKV row
+ * whose q and k heads alternate token by token is refused (give q and k their own
+ * buffers, or one call per token). n_heads, n_kv_heads and head_dim are checked even for
+ * tokens = 0.
  */
 typedef struct quarot_qk_shape {
     /**
@@ -475,7 +488,9 @@ extern "C" {
  * at least n); elements between vectors are never read or written. Each vector x becomes
  * y = scale * (H_K (x) H_{2^m}) x for n = K * 2^m (see quarot_hadamard_size_supported):
  * with scale = quarot_hadamard_scale(n) this is Quark's/QuaRot's `matmul_hadU`, with
- * scale = 1 the unnormalized transform. `flags` is a combination of QUAROT_FLAG_*.
+ * scale = 1 the unnormalized transform. `flags` is a combination of
+ * QUAROT_FLAG_TRANSPOSE_K, QUAROT_FLAG_PAD_TRUNCATE, QUAROT_FLAG_PARALLEL and
+ * QUAROT_FLAG_BLOCK_DIAGONAL (QUAROT_FLAG_F32_ACCUMULATE is for the weight rotations only).
  *
  * rows == 0 is a no-op and `data` may then be NULL (n, stride, scale and flags are still
  * checked). On any error nothing is written. Runs on the calling thread only (unless
@@ -483,8 +498,10 @@ extern "C" {
  * fine. NaN and Inf propagate like in any sum.
  *
  * Returns QUAROT_OK, or QUAROT_ERR_NULL_POINTER (data NULL with rows > 0),
- * QUAROT_ERR_UNSUPPORTED_SIZE, QUAROT_ERR_INVALID_STRIDE (row_stride < n),
- * QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_INVALID_FLAGS, QUAROT_ERR_INVALID_ARGUMENT
+ * QUAROT_ERR_UNSUPPORTED_SIZE (n = 0, or no Hadamard matrix of width n),
+ * QUAROT_ERR_INVALID_STRIDE (row_stride < n), QUAROT_ERR_SIZE_OVERFLOW,
+ * QUAROT_ERR_INVALID_FLAGS (an unknown bit, QUAROT_FLAG_F32_ACCUMULATE, or
+ * QUAROT_FLAG_BLOCK_DIAGONAL with QUAROT_FLAG_PAD_TRUNCATE), QUAROT_ERR_INVALID_ARGUMENT
  * (non-finite scale), QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL or
  * QUAROT_ERR_ISA_UNAVAILABLE; quarot_last_error() then says why.
  *
@@ -604,8 +621,10 @@ float quarot_hadamard_scale(size_t n);
  * Copy the +-1 matrix H_K (row-major, K*K int8_t) used for widths K * 2^m into `out`:
  * for K in QuaRot's table bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44),
  * for other K the Paley construction (see quarot_hadamard_size_supported). `out_len` is
- * the capacity of `out` in elements and must be >= K*K. QUAROT_ERR_INVALID_ARGUMENT for
- * a K with neither (e.g. 92, or a power of two). Thread-safe.
+ * the capacity of `out` in elements and must be >= K*K. Thread-safe.
+ *
+ * On error nothing is written. Errors: QUAROT_ERR_INVALID_ARGUMENT (a K with neither, e.g.
+ * 0, 92, or a power of two; out_len < K*K), QUAROT_ERR_NULL_POINTER (out).
  *
  * # Safety
  * `out` must be valid for `out_len` int8_t writes.
@@ -632,7 +651,10 @@ quarot_status quarot_rows_for_thread(size_t rows,
  * Size of the worker pool used by calls with QUAROT_FLAG_PARALLEL: n threads (1..4096),
  * or 0 for the default (environment variable QUAROT_NUM_THREADS, else the number of
  * CPUs). The pool is rebuilt at the next parallel call; calls already running finish on
- * the old one. Thread-safe.
+ * the old one (a pool that cannot start is reported by that call, as
+ * QUAROT_ERR_THREAD_POOL). Thread-safe.
+ *
+ * Errors: QUAROT_ERR_INVALID_ARGUMENT (n > 4096; the setting is then unchanged).
  */
 quarot_status quarot_set_num_threads(size_t n);
 
@@ -717,10 +739,12 @@ const char *quarot_isa_name(quarot_isa isa);
  * Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W. Large
  * scratch buffers are kept for the next call until quarot_release_scratch().
  * On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
- * matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
- * QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing
- * in_features, non-finite entries of R), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY.
- * Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
+ * matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS (a bit other
+ * than QUAROT_FLAG_PARALLEL and QUAROT_FLAG_F32_ACCUMULATE), QUAROT_ERR_INVALID_STRIDE,
+ * QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing in_features, non-finite
+ * entries of R), QUAROT_ERR_SIZE_OVERFLOW (the weight's extent, or rotation_n^2),
+ * QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL (QUAROT_FLAG_PARALLEL),
+ * QUAROT_ERR_ISA_UNAVAILABLE. Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
  *
  * # Safety
  * `weight` must be valid for the described matrix; `rotation` for rotation_n^2 doubles.
@@ -743,7 +767,8 @@ quarot_status quarot_rotate_in_channels(void *weight,
  * elements of `dtype`) is not NULL, bias[block] becomes R^T * bias[block]. rotation_n ==
  * head_dim on v_proj is R2 (with GQA, v_proj has n_kv_heads * head_dim rows).
  * Everything else as quarot_rotate_in_channels; a bias overlapping the weight is
- * QUAROT_ERR_OVERLAP.
+ * QUAROT_ERR_OVERLAP. An empty weight (out_features or in_features 0) is a no-op, for
+ * the bias too (the arguments are still checked).
  *
  * # Safety
  * As quarot_rotate_in_channels; `bias`, if not NULL, valid for out_features elements.
@@ -762,11 +787,22 @@ quarot_status quarot_rotate_out_channels(void *weight,
  * quarot_rotate_in_channels with the Hadamard rotation R = diag(signs) * M_layout * scale
  * of size rotation_n (a supported width, see quarot_hadamard_size_supported), applied with
  * the fast transform in double precision: O(n log n + n K) per row instead of O(n^2), and
- * R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none.
+ * R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none; scale
+ * must be finite and nonzero (a zero scale is no rotation).
  * Examples: Quark <= 0.10 `get_rotation_matrix(n, random=False)` is layout
  * QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n); `random_hadamard_matrix(n)` (Quark <= 0.10)
  * is QUAROT_LAYOUT_MATMUL_HADU with signs from quarot_random_signs and scale
  * quarot_quark_hadamard_scale(n). `flags`: QUAROT_FLAG_PARALLEL only.
+ *
+ * On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
+ * matrix), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS (any bit but
+ * QUAROT_FLAG_PARALLEL, QUAROT_FLAG_F32_ACCUMULATE included: this path always computes in
+ * double), QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not
+ * dividing in_features, exactly as for quarot_rotate_in_channels; layout not a
+ * QUAROT_LAYOUT_* value; scale not finite, or 0; an entry of signs other than +1 / -1),
+ * QUAROT_ERR_UNSUPPORTED_SIZE (rotation_n >= 1 divides in_features but has no Hadamard
+ * matrix), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL
+ * (QUAROT_FLAG_PARALLEL), QUAROT_ERR_ISA_UNAVAILABLE. Thread-safe.
  *
  * # Safety
  * `weight` as for quarot_rotate_in_channels; `signs` NULL or valid for rotation_n values.
@@ -784,7 +820,14 @@ quarot_status quarot_rotate_in_channels_hadamard(void *weight,
 
 /**
  * quarot_rotate_out_channels with a Hadamard rotation (see
- * quarot_rotate_in_channels_hadamard).
+ * quarot_rotate_in_channels_hadamard): each block of rotation_n consecutive rows becomes
+ * R^T * W[block, :] (and bias[block] becomes R^T * bias[block] when `bias` is not
+ * NULL); scale must be finite and nonzero.
+ *
+ * Errors: those of quarot_rotate_in_channels_hadamard with out_features in place of
+ * in_features (rotation_n = 0 or not dividing out_features: QUAROT_ERR_INVALID_ARGUMENT;
+ * a rotation_n >= 1 dividing it with no Hadamard matrix: QUAROT_ERR_UNSUPPORTED_SIZE),
+ * plus QUAROT_ERR_OVERLAP (bias overlaps the weight).
  *
  * # Safety
  * As quarot_rotate_out_channels; `signs` NULL or valid for rotation_n values.
@@ -803,11 +846,18 @@ quarot_status quarot_rotate_out_channels_hadamard(void *weight,
 
 /**
  * Write the Hadamard rotation R = diag(signs) * M_layout * scale (n x n doubles, row-major)
- * into `out` (capacity `out_len` doubles, >= n * n). `signs` may be NULL. With layout
+ * into `out` (capacity `out_len` doubles, >= n * n). n must be a supported width (see
+ * quarot_hadamard_size_supported); `signs` (n values of +1 or -1) may be NULL; scale must
+ * be finite and nonzero. With layout
  * QUAROT_LAYOUT_MATMUL_HADU, signs from quarot_random_signs(seed) and scale
  * quarot_quark_hadamard_scale(n) this is Quark 0.9's `random_hadamard_matrix(n)` after
  * `torch.manual_seed(seed)`; QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n) is Quark 0.9's
  * `get_rotation_matrix(n, random=False)`. Thread-safe.
+ *
+ * On error nothing is written. Errors: QUAROT_ERR_INVALID_ARGUMENT (layout not a
+ * QUAROT_LAYOUT_* value; out_len < n * n; scale not finite, or 0; an entry of signs other
+ * than +1 / -1), QUAROT_ERR_UNSUPPORTED_SIZE (n = 0, or no Hadamard matrix of size n),
+ * QUAROT_ERR_SIZE_OVERFLOW (n * n overflows), QUAROT_ERR_NULL_POINTER (out).
  *
  * # Safety
  * `out` valid for out_len doubles; `signs` NULL or valid for n values.
@@ -830,7 +880,9 @@ double quarot_quark_hadamard_scale(size_t n);
  * Write n random signs (+1 / -1) into `out`: s_i = 2 * (MT19937(seed) output i & 1) - 1,
  * identical on every platform and equal to `torch.manual_seed(seed);
  * torch.randint(0, 2, (n,)) * 2 - 1` on the CPU (only the low 32 bits of seed are used,
- * as torch does). n == 0 with NULL is fine. Thread-safe.
+ * as torch does). n == 0 writes nothing, and `out` may then be NULL. Thread-safe.
+ *
+ * Errors: QUAROT_ERR_NULL_POINTER (out NULL with n > 0); nothing else.
  *
  * # Safety
  * `out` valid for n int8_t writes.
@@ -841,6 +893,11 @@ quarot_status quarot_random_signs(int8_t *out, size_t n, uint64_t seed);
  * Write a random orthogonal n x n matrix (row-major doubles, Haar-distributed: Householder QR
  * of a seeded Gaussian matrix with sign-fixed R) into `out` (capacity out_len >= n * n).
  * Deterministic for a seed. O(n^3) on the calling thread. Thread-safe.
+ *
+ * On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (out),
+ * QUAROT_ERR_INVALID_ARGUMENT (n = 0: any n >= 1 is a valid size here, so 0 is an invalid
+ * argument rather than an unsupported width; out_len < n * n), QUAROT_ERR_SIZE_OVERFLOW
+ * (n * n overflows).
  *
  * # Safety
  * `out` valid for out_len doubles.
@@ -857,8 +914,9 @@ quarot_status quarot_random_orthogonal(double *out, size_t out_len, size_t n, ui
  * QUAROT_LAYOUT_MATMUL_HADU) so that op(rotate(x)) equals the unrotated op on x.
  *
  * `dtype`: element type of the rows; `flags`: QUAROT_FLAG_TRANSPOSE_K,
- * QUAROT_FLAG_PAD_TRUNCATE (QUAROT_FLAG_PARALLEL is rejected: handles never start
- * threads); `quant`: NULL for none, else copied (the struct need not outlive the call);
+ * QUAROT_FLAG_PAD_TRUNCATE, QUAROT_FLAG_BLOCK_DIAGONAL (for an n, or block_size, with no
+ * Hadamard matrix: blocks of quarot_hadamard_block_size, as the transforms do);
+ * QUAROT_FLAG_PARALLEL is rejected (handles never start threads); `quant`: NULL for none, else copied (the struct need not outlive the call);
  * `op`: required; `user_data` is passed to it untouched.
  *
  * Writes `*out` only on success. Errors: QUAROT_ERR_NULL_POINTER (out, op, a custom
@@ -925,7 +983,7 @@ void quarot_r4_wrapper_free(struct quarot_r4_wrapper *w);
  * q and of k, in place. head_dim 64/128/256 and the K * 2^m widths (80, 96, 112, 160,
  * 192, ...) are exact orthogonal rotations; `flags` as for the transform
  * (QUAROT_FLAG_TRANSPOSE_K; QUAROT_FLAG_PAD_TRUNCATE reproduces Quark <= 0.10 for any
- * head_dim); QUAROT_FLAG_PARALLEL is rejected.
+ * head_dim; QUAROT_FLAG_BLOCK_DIAGONAL); QUAROT_FLAG_PARALLEL is rejected.
  *
  * In an engine this replaces the call to RoPE in attention: where it did
  * `rope(q, k, pos)`, it calls `quarot_qk_rotation_forward(h, q, k, &shape, pos)` with
@@ -953,8 +1011,9 @@ quarot_status quarot_qk_rotation_new(size_t head_dim,
  *
  * Errors (nothing written, callback not called): QUAROT_ERR_NULL_POINTER (h, shape; q or k
  * with tokens > 0), QUAROT_ERR_INVALID_ARGUMENT (head_dim mismatch, n_heads or n_kv_heads
- * = 0), QUAROT_ERR_INVALID_STRIDE (overlapping heads), QUAROT_ERR_OVERLAP (q and k
- * overlap), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
+ * = 0; also with tokens = 0), QUAROT_ERR_INVALID_STRIDE (a layout that is neither
+ * token- nor head-major, see quarot_qk_shape), QUAROT_ERR_OVERLAP (the address ranges of
+ * q and k meet), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
  * stays usable after any error. No allocation for steady-state shapes (scratch per
  * thread), no threads, no locks.
  *

@@ -318,9 +318,11 @@ fn unsupported_width_error_names_neighbours_and_block_mode() {
 #[test]
 fn block_size_is_the_largest_supported_divisor() {
     for n in 1..=(1usize << 14) {
+        // n itself when supported (also n = 1), else the largest divisor above 1.
         let brute = (2..=n)
             .rev()
-            .find(|&b| n % b == 0 && hadamard_k(b).is_some());
+            .find(|&b| n % b == 0 && hadamard_k(b).is_some())
+            .or((n == 1).then_some(1));
         assert_eq!(block_size(n), brute, "n = {n}");
     }
     for n in [

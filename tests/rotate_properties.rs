@@ -1235,12 +1235,12 @@ fn hadamard_matrix_errors() {
         ),
         (
             HadamardRotation {
-                n: 0,
+                n: 0, // no Hadamard matrix of width 0, as for the transforms
                 layout: HadamardLayout::MatmulHadU,
                 signs: None,
                 scale: 0.1,
             },
-            Status::InvalidArgument,
+            Status::UnsupportedSize,
         ),
         (
             HadamardRotation {

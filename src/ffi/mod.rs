@@ -29,8 +29,11 @@ pub enum quarot_status {
     QUAROT_OK = 0,
     /// A required pointer was NULL (data/src/dst with rows > 0, or an output pointer).
     QUAROT_ERR_NULL_POINTER = 1,
-    /// n is not supported: 0, or not K*2^m for a K with a known Hadamard matrix (QuaRot's
-    /// table or a Paley order; the message names the nearest supported widths).
+    /// A width has no Hadamard matrix: n = 0, or n not K*2^m for a K with a known Hadamard
+    /// matrix (QuaRot's table or a Paley order; the message names the nearest supported
+    /// widths). For the transforms' n, quarot_hadamard_matrix's n, the handles' n,
+    /// block_size and head_dim, and the Hadamard weight rotations' rotation_n >= 1 (a
+    /// weight rotation's rotation_n = 0 is QUAROT_ERR_INVALID_ARGUMENT).
     QUAROT_ERR_UNSUPPORTED_SIZE = 2,
     /// A row stride is smaller than n.
     QUAROT_ERR_INVALID_STRIDE = 3,
@@ -42,7 +45,9 @@ pub enum quarot_status {
     QUAROT_ERR_INVALID_DTYPE = 6,
     /// src and dst overlap without being the same rows (same pointer, stride and type).
     QUAROT_ERR_OVERLAP = 7,
-    /// Another argument is out of range (non-finite scale, nth == 0, ith >= nth, ...).
+    /// Another argument is out of range (non-finite scale, a Hadamard rotation's scale of 0,
+    /// nth == 0, ith >= nth, rotation_n = 0, a layout that is no QUAROT_LAYOUT_*, signs
+    /// other than +-1, an out_len below what is written, ...).
     QUAROT_ERR_INVALID_ARGUMENT = 8,
     /// Scratch memory could not be allocated; the data is unchanged.
     QUAROT_ERR_OUT_OF_MEMORY = 9,
@@ -202,12 +207,37 @@ fn dtype(code: quarot_dtype, what: &str) -> Result<DType, Error> {
     })
 }
 
+/// What the export calls its buffers and strides, for the error messages: (src, src_stride,
+/// dst, dst_stride) for quarot_hadamard, (data, row_stride) twice for the in-place ones.
+#[derive(Clone, Copy)]
+struct Names {
+    src: &'static str,
+    src_stride: &'static str,
+    dst: &'static str,
+    dst_stride: &'static str,
+}
+
+const NAMES_SRC_DST: Names = Names {
+    src: "src",
+    src_stride: "src_stride",
+    dst: "dst",
+    dst_stride: "dst_stride",
+};
+
+const NAMES_IN_PLACE: Names = Names {
+    src: "data",
+    src_stride: "row_stride",
+    dst: "data",
+    dst_stride: "row_stride",
+};
+
 /// Validate and run a transform whose src/dst pointers and types are already known.
 ///
 /// # Safety
 /// The pointers must be valid for the rows they describe (the C contract).
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_raw(
+    names: Names,
     src: *const c_void,
     src_type: DType,
     src_stride: usize,
@@ -225,12 +255,14 @@ unsafe fn transform_raw(
         scale,
         rows,
         Side {
-            name: "src",
+            name: names.src,
+            stride_name: names.src_stride,
             stride: src_stride,
             elem_size: src_type.size(),
         },
         Side {
-            name: "dst",
+            name: names.dst,
+            stride_name: names.dst_stride,
             stride: dst_stride,
             elem_size: dst_type.size(),
         },
@@ -239,10 +271,10 @@ unsafe fn transform_raw(
         return Ok(());
     }
     if src.is_null() {
-        return Err(null("src"));
+        return Err(null(names.src));
     }
     if dst.is_null() {
-        return Err(null("dst"));
+        return Err(null(names.dst));
     }
     let isa = dispatch::active_isa()?;
     // Same rows: an in-place call. Otherwise the byte ranges must not meet.
@@ -298,6 +330,7 @@ unsafe fn in_place<T: Element>(
     // SAFETY: forwarded C contract (NULL is rejected inside, after the other checks).
     unsafe {
         transform_raw(
+            NAMES_IN_PLACE,
             data.cast_const().cast(),
             T::DTYPE,
             row_stride,
@@ -318,7 +351,9 @@ unsafe fn in_place<T: Element>(
 /// at least n); elements between vectors are never read or written. Each vector x becomes
 /// y = scale * (H_K (x) H_{2^m}) x for n = K * 2^m (see quarot_hadamard_size_supported):
 /// with scale = quarot_hadamard_scale(n) this is Quark's/QuaRot's `matmul_hadU`, with
-/// scale = 1 the unnormalized transform. `flags` is a combination of QUAROT_FLAG_*.
+/// scale = 1 the unnormalized transform. `flags` is a combination of
+/// QUAROT_FLAG_TRANSPOSE_K, QUAROT_FLAG_PAD_TRUNCATE, QUAROT_FLAG_PARALLEL and
+/// QUAROT_FLAG_BLOCK_DIAGONAL (QUAROT_FLAG_F32_ACCUMULATE is for the weight rotations only).
 ///
 /// rows == 0 is a no-op and `data` may then be NULL (n, stride, scale and flags are still
 /// checked). On any error nothing is written. Runs on the calling thread only (unless
@@ -326,8 +361,10 @@ unsafe fn in_place<T: Element>(
 /// fine. NaN and Inf propagate like in any sum.
 ///
 /// Returns QUAROT_OK, or QUAROT_ERR_NULL_POINTER (data NULL with rows > 0),
-/// QUAROT_ERR_UNSUPPORTED_SIZE, QUAROT_ERR_INVALID_STRIDE (row_stride < n),
-/// QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_INVALID_FLAGS, QUAROT_ERR_INVALID_ARGUMENT
+/// QUAROT_ERR_UNSUPPORTED_SIZE (n = 0, or no Hadamard matrix of width n),
+/// QUAROT_ERR_INVALID_STRIDE (row_stride < n), QUAROT_ERR_SIZE_OVERFLOW,
+/// QUAROT_ERR_INVALID_FLAGS (an unknown bit, QUAROT_FLAG_F32_ACCUMULATE, or
+/// QUAROT_FLAG_BLOCK_DIAGONAL with QUAROT_FLAG_PAD_TRUNCATE), QUAROT_ERR_INVALID_ARGUMENT
 /// (non-finite scale), QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL or
 /// QUAROT_ERR_ISA_UNAVAILABLE; quarot_last_error() then says why.
 ///
@@ -420,7 +457,17 @@ pub unsafe extern "C" fn quarot_hadamard(
         // SAFETY: forwarded C contract.
         unsafe {
             transform_raw(
-                src, st, src_stride, dst, dt, dst_stride, rows, n, scale, flags,
+                NAMES_SRC_DST,
+                src,
+                st,
+                src_stride,
+                dst,
+                dt,
+                dst_stride,
+                rows,
+                n,
+                scale,
+                flags,
             )
         }
     })
@@ -488,8 +535,10 @@ pub extern "C" fn quarot_hadamard_scale(n: usize) -> f32 {
 /// Copy the +-1 matrix H_K (row-major, K*K int8_t) used for widths K * 2^m into `out`:
 /// for K in QuaRot's table bit-identical to QuaRot's / Quark's (SpinQuant's for K = 44),
 /// for other K the Paley construction (see quarot_hadamard_size_supported). `out_len` is
-/// the capacity of `out` in elements and must be >= K*K. QUAROT_ERR_INVALID_ARGUMENT for
-/// a K with neither (e.g. 92, or a power of two). Thread-safe.
+/// the capacity of `out` in elements and must be >= K*K. Thread-safe.
+///
+/// On error nothing is written. Errors: QUAROT_ERR_INVALID_ARGUMENT (a K with neither, e.g.
+/// 0, 92, or a power of two; out_len < K*K), QUAROT_ERR_NULL_POINTER (out).
 ///
 /// # Safety
 /// `out` must be valid for `out_len` int8_t writes.
@@ -561,7 +610,10 @@ pub unsafe extern "C" fn quarot_rows_for_thread(
 /// Size of the worker pool used by calls with QUAROT_FLAG_PARALLEL: n threads (1..4096),
 /// or 0 for the default (environment variable QUAROT_NUM_THREADS, else the number of
 /// CPUs). The pool is rebuilt at the next parallel call; calls already running finish on
-/// the old one. Thread-safe.
+/// the old one (a pool that cannot start is reported by that call, as
+/// QUAROT_ERR_THREAD_POOL). Thread-safe.
+///
+/// Errors: QUAROT_ERR_INVALID_ARGUMENT (n > 4096; the setting is then unchanged).
 #[no_mangle]
 pub extern "C" fn quarot_set_num_threads(n: usize) -> quarot_status {
     guard(|| crate::parallel::set_num_threads(n))
@@ -668,8 +720,10 @@ pub extern "C" fn quarot_isa_name(isa: quarot_isa) -> *const c_char {
 /// Flag for the weight-rotation functions: accumulate the dense product in float (the
 /// rotation and the weights rounded to float first) instead of double. About twice as fast;
 /// results are then no longer bit-identical to Quark (errors of a few float ulps of the
-/// largest value in the row, so small outputs of f16/bf16 weights can be several ulps off). The
-/// Hadamard functions always compute in double and reject this flag.
+/// largest value in the row, so small outputs of f16/bf16 weights can be several ulps off).
+/// Only quarot_rotate_in_channels / quarot_rotate_out_channels take it: the Hadamard weight
+/// rotations (always double), the transforms and the handles reject it with
+/// QUAROT_ERR_INVALID_FLAGS.
 pub const QUAROT_FLAG_F32_ACCUMULATE: u32 = 8;
 
 /// Layout of a Hadamard rotation matrix R of size n = K * 2^m (an int32_t; one of the
@@ -723,6 +777,11 @@ unsafe fn rotate_c(
         flags,
     )?;
     if out_features == 0 || in_features == 0 {
+        // An empty weight: nothing is rotated (not the bias either), but a bad R is still
+        // an error, as in the Rust API (found by fuzz/).
+        if let Rotation::Dense { matrix, n } = rotation {
+            rotate::check_finite(matrix, *n)?;
+        }
         return Ok(());
     }
     if weight.is_null() {
@@ -799,6 +858,12 @@ unsafe fn hadamard_rotation<'a>(
     })?;
     let signs = if signs.is_null() {
         None
+    } else if rotation_n > isize::MAX as usize {
+        // No caller can have that many signs; a slice that long cannot even be formed.
+        return Err(Error::new(
+            Status::SizeOverflow,
+            format!("rotation_n = {rotation_n} overflows the address space"),
+        ));
     } else {
         // SAFETY: the caller's contract: rotation_n readable int8_t.
         Some(unsafe { std::slice::from_raw_parts(signs, rotation_n) })
@@ -827,10 +892,12 @@ unsafe fn hadamard_rotation<'a>(
 /// Memory: O(panel) scratch per thread plus one packed copy of R; never a copy of W. Large
 /// scratch buffers are kept for the next call until quarot_release_scratch().
 /// On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
-/// matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS,
-/// QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing
-/// in_features, non-finite entries of R), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY.
-/// Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
+/// matrix, or rotation), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS (a bit other
+/// than QUAROT_FLAG_PARALLEL and QUAROT_FLAG_F32_ACCUMULATE), QUAROT_ERR_INVALID_STRIDE,
+/// QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not dividing in_features, non-finite
+/// entries of R), QUAROT_ERR_SIZE_OVERFLOW (the weight's extent, or rotation_n^2),
+/// QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL (QUAROT_FLAG_PARALLEL),
+/// QUAROT_ERR_ISA_UNAVAILABLE. Thread-safe; no threads unless QUAROT_FLAG_PARALLEL.
 ///
 /// # Safety
 /// `weight` must be valid for the described matrix; `rotation` for rotation_n^2 doubles.
@@ -869,7 +936,8 @@ pub unsafe extern "C" fn quarot_rotate_in_channels(
 /// elements of `dtype`) is not NULL, bias[block] becomes R^T * bias[block]. rotation_n ==
 /// head_dim on v_proj is R2 (with GQA, v_proj has n_kv_heads * head_dim rows).
 /// Everything else as quarot_rotate_in_channels; a bias overlapping the weight is
-/// QUAROT_ERR_OVERLAP.
+/// QUAROT_ERR_OVERLAP. An empty weight (out_features or in_features 0) is a no-op, for
+/// the bias too (the arguments are still checked).
 ///
 /// # Safety
 /// As quarot_rotate_in_channels; `bias`, if not NULL, valid for out_features elements.
@@ -904,11 +972,22 @@ pub unsafe extern "C" fn quarot_rotate_out_channels(
 /// quarot_rotate_in_channels with the Hadamard rotation R = diag(signs) * M_layout * scale
 /// of size rotation_n (a supported width, see quarot_hadamard_size_supported), applied with
 /// the fast transform in double precision: O(n log n + n K) per row instead of O(n^2), and
-/// R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none.
+/// R is never formed. `signs` (rotation_n values of +1 or -1) may be NULL for none; scale
+/// must be finite and nonzero (a zero scale is no rotation).
 /// Examples: Quark <= 0.10 `get_rotation_matrix(n, random=False)` is layout
 /// QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n); `random_hadamard_matrix(n)` (Quark <= 0.10)
 /// is QUAROT_LAYOUT_MATMUL_HADU with signs from quarot_random_signs and scale
 /// quarot_quark_hadamard_scale(n). `flags`: QUAROT_FLAG_PARALLEL only.
+///
+/// On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (weight with a non-empty
+/// matrix), QUAROT_ERR_INVALID_DTYPE, QUAROT_ERR_INVALID_FLAGS (any bit but
+/// QUAROT_FLAG_PARALLEL, QUAROT_FLAG_F32_ACCUMULATE included: this path always computes in
+/// double), QUAROT_ERR_INVALID_STRIDE, QUAROT_ERR_INVALID_ARGUMENT (rotation_n = 0 or not
+/// dividing in_features, exactly as for quarot_rotate_in_channels; layout not a
+/// QUAROT_LAYOUT_* value; scale not finite, or 0; an entry of signs other than +1 / -1),
+/// QUAROT_ERR_UNSUPPORTED_SIZE (rotation_n >= 1 divides in_features but has no Hadamard
+/// matrix), QUAROT_ERR_SIZE_OVERFLOW, QUAROT_ERR_OUT_OF_MEMORY, QUAROT_ERR_THREAD_POOL
+/// (QUAROT_FLAG_PARALLEL), QUAROT_ERR_ISA_UNAVAILABLE. Thread-safe.
 ///
 /// # Safety
 /// `weight` as for quarot_rotate_in_channels; `signs` NULL or valid for rotation_n values.
@@ -942,7 +1021,14 @@ pub unsafe extern "C" fn quarot_rotate_in_channels_hadamard(
 }
 
 /// quarot_rotate_out_channels with a Hadamard rotation (see
-/// quarot_rotate_in_channels_hadamard).
+/// quarot_rotate_in_channels_hadamard): each block of rotation_n consecutive rows becomes
+/// R^T * W[block, :] (and bias[block] becomes R^T * bias[block] when `bias` is not
+/// NULL); scale must be finite and nonzero.
+///
+/// Errors: those of quarot_rotate_in_channels_hadamard with out_features in place of
+/// in_features (rotation_n = 0 or not dividing out_features: QUAROT_ERR_INVALID_ARGUMENT;
+/// a rotation_n >= 1 dividing it with no Hadamard matrix: QUAROT_ERR_UNSUPPORTED_SIZE),
+/// plus QUAROT_ERR_OVERLAP (bias overlaps the weight).
 ///
 /// # Safety
 /// As quarot_rotate_out_channels; `signs` NULL or valid for rotation_n values.
@@ -977,11 +1063,18 @@ pub unsafe extern "C" fn quarot_rotate_out_channels_hadamard(
 }
 
 /// Write the Hadamard rotation R = diag(signs) * M_layout * scale (n x n doubles, row-major)
-/// into `out` (capacity `out_len` doubles, >= n * n). `signs` may be NULL. With layout
+/// into `out` (capacity `out_len` doubles, >= n * n). n must be a supported width (see
+/// quarot_hadamard_size_supported); `signs` (n values of +1 or -1) may be NULL; scale must
+/// be finite and nonzero. With layout
 /// QUAROT_LAYOUT_MATMUL_HADU, signs from quarot_random_signs(seed) and scale
 /// quarot_quark_hadamard_scale(n) this is Quark 0.9's `random_hadamard_matrix(n)` after
 /// `torch.manual_seed(seed)`; QUAROT_LAYOUT_KRON_POW2_K with scale 1/sqrt(n) is Quark 0.9's
 /// `get_rotation_matrix(n, random=False)`. Thread-safe.
+///
+/// On error nothing is written. Errors: QUAROT_ERR_INVALID_ARGUMENT (layout not a
+/// QUAROT_LAYOUT_* value; out_len < n * n; scale not finite, or 0; an entry of signs other
+/// than +1 / -1), QUAROT_ERR_UNSUPPORTED_SIZE (n = 0, or no Hadamard matrix of size n),
+/// QUAROT_ERR_SIZE_OVERFLOW (n * n overflows), QUAROT_ERR_NULL_POINTER (out).
 ///
 /// # Safety
 /// `out` valid for out_len doubles; `signs` NULL or valid for n values.
@@ -999,6 +1092,9 @@ pub unsafe extern "C" fn quarot_hadamard_matrix(
         let Rotation::Hadamard(h) = rot else {
             unreachable!()
         };
+        // n = 0 is a width with no Hadamard matrix here (QUAROT_ERR_UNSUPPORTED_SIZE), as for
+        // the transforms; only the weight rotations call rotation_n = 0 an invalid argument.
+        rotate::check_hadamard_n(n, "n")?;
         let need = n.checked_mul(n).ok_or_else(|| {
             Error::new(Status::SizeOverflow, format!("n = {n} squared overflows"))
         })?;
@@ -1032,7 +1128,9 @@ pub extern "C" fn quarot_quark_hadamard_scale(n: usize) -> f64 {
 /// Write n random signs (+1 / -1) into `out`: s_i = 2 * (MT19937(seed) output i & 1) - 1,
 /// identical on every platform and equal to `torch.manual_seed(seed);
 /// torch.randint(0, 2, (n,)) * 2 - 1` on the CPU (only the low 32 bits of seed are used,
-/// as torch does). n == 0 with NULL is fine. Thread-safe.
+/// as torch does). n == 0 writes nothing, and `out` may then be NULL. Thread-safe.
+///
+/// Errors: QUAROT_ERR_NULL_POINTER (out NULL with n > 0); nothing else.
 ///
 /// # Safety
 /// `out` valid for n int8_t writes.
@@ -1054,6 +1152,11 @@ pub unsafe extern "C" fn quarot_random_signs(out: *mut i8, n: usize, seed: u64) 
 /// Write a random orthogonal n x n matrix (row-major doubles, Haar-distributed: Householder QR
 /// of a seeded Gaussian matrix with sign-fixed R) into `out` (capacity out_len >= n * n).
 /// Deterministic for a seed. O(n^3) on the calling thread. Thread-safe.
+///
+/// On error nothing is written. Errors: QUAROT_ERR_NULL_POINTER (out),
+/// QUAROT_ERR_INVALID_ARGUMENT (n = 0: any n >= 1 is a valid size here, so 0 is an invalid
+/// argument rather than an unsupported width; out_len < n * n), QUAROT_ERR_SIZE_OVERFLOW
+/// (n * n overflows).
 ///
 /// # Safety
 /// `out` valid for out_len doubles.

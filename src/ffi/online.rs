@@ -163,8 +163,9 @@ fn quant_from_c(
 /// QUAROT_LAYOUT_MATMUL_HADU) so that op(rotate(x)) equals the unrotated op on x.
 ///
 /// `dtype`: element type of the rows; `flags`: QUAROT_FLAG_TRANSPOSE_K,
-/// QUAROT_FLAG_PAD_TRUNCATE (QUAROT_FLAG_PARALLEL is rejected: handles never start
-/// threads); `quant`: NULL for none, else copied (the struct need not outlive the call);
+/// QUAROT_FLAG_PAD_TRUNCATE, QUAROT_FLAG_BLOCK_DIAGONAL (for an n, or block_size, with no
+/// Hadamard matrix: blocks of quarot_hadamard_block_size, as the transforms do);
+/// QUAROT_FLAG_PARALLEL is rejected (handles never start threads); `quant`: NULL for none, else copied (the struct need not outlive the call);
 /// `op`: required; `user_data` is passed to it untouched.
 ///
 /// Writes `*out` only on success. Errors: QUAROT_ERR_NULL_POINTER (out, op, a custom
@@ -303,7 +304,13 @@ pub unsafe extern "C" fn quarot_r4_wrapper_free(w: *mut quarot_r4_wrapper) {
 /// starts at q + t * q_token_stride + h * q_head_stride (k likewise, with n_kv_heads heads:
 /// GQA). [tokens, heads, head_dim] contiguous is q_token_stride = n_heads * head_dim,
 /// q_head_stride = head_dim; head-major layouts ([heads, tokens, head_dim]) work too.
-/// Heads must not overlap, and q and k must not overlap each other.
+/// With tokens > 0, each of q and k must be token-major (a token's heads fit in its token
+/// stride: token_stride >= (heads - 1) * head_stride + head_dim, head_stride >= head_dim)
+/// or head-major (a head's tokens fit in its head stride), so heads never overlap; and the
+/// address ranges of q and k (first to last element) must not meet, so a fused QKV row
+/// whose q and k heads alternate token by token is refused (give q and k their own
+/// buffers, or one call per token). n_heads, n_kv_heads and head_dim are checked even for
+/// tokens = 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct quarot_qk_shape {
@@ -356,7 +363,7 @@ pub struct quarot_qk_rotation {
 /// q and of k, in place. head_dim 64/128/256 and the K * 2^m widths (80, 96, 112, 160,
 /// 192, ...) are exact orthogonal rotations; `flags` as for the transform
 /// (QUAROT_FLAG_TRANSPOSE_K; QUAROT_FLAG_PAD_TRUNCATE reproduces Quark <= 0.10 for any
-/// head_dim); QUAROT_FLAG_PARALLEL is rejected.
+/// head_dim; QUAROT_FLAG_BLOCK_DIAGONAL); QUAROT_FLAG_PARALLEL is rejected.
 ///
 /// In an engine this replaces the call to RoPE in attention: where it did
 /// `rope(q, k, pos)`, it calls `quarot_qk_rotation_forward(h, q, k, &shape, pos)` with
@@ -401,8 +408,9 @@ pub unsafe extern "C" fn quarot_qk_rotation_new(
 ///
 /// Errors (nothing written, callback not called): QUAROT_ERR_NULL_POINTER (h, shape; q or k
 /// with tokens > 0), QUAROT_ERR_INVALID_ARGUMENT (head_dim mismatch, n_heads or n_kv_heads
-/// = 0), QUAROT_ERR_INVALID_STRIDE (overlapping heads), QUAROT_ERR_OVERLAP (q and k
-/// overlap), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
+/// = 0; also with tokens = 0), QUAROT_ERR_INVALID_STRIDE (a layout that is neither
+/// token- nor head-major, see quarot_qk_shape), QUAROT_ERR_OVERLAP (the address ranges of
+/// q and k meet), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
 /// stays usable after any error. No allocation for steady-state shapes (scratch per
 /// thread), no threads, no locks.
 ///

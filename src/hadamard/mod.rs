@@ -88,6 +88,9 @@ pub fn block_size(n: usize) -> Option<usize> {
     if n == 0 {
         return None;
     }
+    if hadamard_k(n).is_some() {
+        return Some(n); // also n = 1 (found by fuzz/: it gave None)
+    }
     let tz = n.trailing_zeros();
     let odd = n >> tz;
     // Odd divisors o of `odd`, largest first, with o << tz supported. A supported width's
@@ -204,19 +207,37 @@ pub struct HadamardPlan {
 impl HadamardPlan {
     /// Validate width `n` and `flags` (see the `FLAG_*` constants).
     pub fn new(n: usize, flags: u32) -> Result<HadamardPlan, Error> {
-        if flags & !KNOWN_FLAGS != 0 {
+        HadamardPlan::new_named(n, flags, "n")
+    }
+
+    /// [`HadamardPlan::new`] for a width the caller calls `name` (`block_size`,
+    /// `head_dim`, ...): the error messages name it so.
+    pub(crate) fn new_named(n: usize, flags: u32, name: &str) -> Result<HadamardPlan, Error> {
+        // The weight-rotation flag is a known QUAROT_FLAG_* value, just not a transform one.
+        let unknown = flags & !KNOWN_FLAGS & !crate::rotate::ROTATE_FLAG_F32_ACCUMULATE;
+        if unknown != 0 {
             return Err(Error::new(
                 Status::InvalidFlags,
                 format!(
-                    "flags = {flags:#x} has unknown bits {:#x} (known: {KNOWN_FLAGS:#x})",
-                    flags & !KNOWN_FLAGS
+                    "flags = {flags:#x} has unknown bits {unknown:#x} (known: {KNOWN_FLAGS:#x})"
+                ),
+            ));
+        }
+        if flags & crate::rotate::ROTATE_FLAG_F32_ACCUMULATE != 0 {
+            return Err(Error::new(
+                Status::InvalidFlags,
+                format!(
+                    "flags = {flags:#x}: QUAROT_FLAG_F32_ACCUMULATE (0x8) is only for the \
+                     weight-rotation functions (quarot_rotate_in_channels / \
+                     quarot_rotate_out_channels); the transforms and handles compute in float \
+                     already and do not take it"
                 ),
             ));
         }
         if n == 0 {
             return Err(Error::new(
                 Status::UnsupportedSize,
-                "n = 0: the width must be at least 1",
+                format!("{name} = 0: the width must be at least 1"),
             ));
         }
         let transpose = flags & FLAG_TRANSPOSE_K != 0;
@@ -231,17 +252,19 @@ impl HadamardPlan {
             let Some(b) = block_size(n) else {
                 return Err(Error::new(
                     Status::UnsupportedSize,
-                    format!("n = {n}: no Hadamard block wider than 1 divides it (n is odd)"),
+                    format!(
+                        "{name} = {n}: no Hadamard block wider than 1 divides it ({name} is odd)"
+                    ),
                 ));
             };
-            let inner = HadamardPlan::new(b, flags & !FLAG_BLOCK_DIAGONAL)?;
+            let inner = HadamardPlan::new_named(b, flags & !FLAG_BLOCK_DIAGONAL, name)?;
             return Ok(HadamardPlan { width: n, ..inner });
         }
         if flags & FLAG_PAD_TRUNCATE != 0 {
             let padded_len = n.checked_next_power_of_two().ok_or_else(|| {
                 Error::new(
                     Status::SizeOverflow,
-                    format!("n = {n}: the padded width overflows size_t"),
+                    format!("{name} = {n}: the padded width overflows size_t"),
                 )
             })?;
             return Ok(HadamardPlan {
@@ -268,7 +291,7 @@ impl HadamardPlan {
             return Err(Error::new(
                 Status::UnsupportedSize,
                 format!(
-                    "n = {n} is not K*2^m for a K with a known Hadamard matrix (QuaRot's 12, 20, 28, 36, 40, \
+                    "{name} = {n} is not K*2^m for a K with a known Hadamard matrix (QuaRot's 12, 20, 28, 36, 40, \
                      44, 52, 60, 108, 140, 156, 172, or a Paley order <= {}: none for odd part {}); \
                      nearest supported widths: {}, {}{block}",
                     construct::MAX_CONSTRUCTED_K,
@@ -344,9 +367,11 @@ impl HadamardPlan {
 
     /// Check a strided batch against a buffer of `len` elements: rows * stride must not
     /// overflow, stride >= n, and the last row must end inside the buffer.
+    /// `what` names the buffer and `stride_name` its stride parameter in the messages.
     pub(crate) fn check_rows(
         &self,
         what: &str,
+        stride_name: &str,
         rows: usize,
         stride: usize,
         elem_size: usize,
@@ -355,7 +380,7 @@ impl HadamardPlan {
             return Err(Error::new(
                 Status::InvalidStride,
                 format!(
-                    "{what} row_stride = {stride} is smaller than n = {}",
+                    "{stride_name} = {stride} is smaller than n = {}",
                     self.width
                 ),
             ));
@@ -370,17 +395,19 @@ impl HadamardPlan {
             .ok_or_else(|| {
                 Error::new(
                     Status::SizeOverflow,
-                    format!("{what}: rows = {rows} with row_stride = {stride} overflows the address space"),
+                    format!("{what}: rows = {rows} with {stride_name} = {stride} overflows the address space"),
                 )
             })
     }
 }
 
 /// The geometry of one side of a job: `rows` rows of `elem_size`-byte elements, `stride`
-/// elements apart.
+/// elements apart. `name` and `stride_name` are what the caller calls the buffer and its
+/// stride (`src` / `src_stride`, `data` / `row_stride`), for the error messages.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Side<'a> {
     pub name: &'a str,
+    pub stride_name: &'a str,
     pub stride: usize,
     pub elem_size: usize,
 }
@@ -403,8 +430,8 @@ pub(crate) fn check_job(
             format!("scale = {scale} is not finite"),
         ));
     }
-    let src_len = plan.check_rows(src.name, rows, src.stride, src.elem_size)?;
-    let dst_len = plan.check_rows(dst.name, rows, dst.stride, dst.elem_size)?;
+    let src_len = plan.check_rows(src.name, src.stride_name, rows, src.stride, src.elem_size)?;
+    let dst_len = plan.check_rows(dst.name, dst.stride_name, rows, dst.stride, dst.elem_size)?;
     Ok((plan, src_len, dst_len))
 }
 
@@ -453,6 +480,7 @@ pub fn hadamard_rows_isa<T: Element>(
 ) -> Result<(), Error> {
     let side = Side {
         name: "data",
+        stride_name: "row_stride",
         stride: row_stride,
         elem_size: std::mem::size_of::<T>(),
     };
@@ -518,11 +546,13 @@ pub fn hadamard_rows_into_isa<S: Element, D: Element>(
         rows,
         Side {
             name: "src",
+            stride_name: "src_stride",
             stride: src_stride,
             elem_size: std::mem::size_of::<S>(),
         },
         Side {
             name: "dst",
+            stride_name: "dst_stride",
             stride: dst_stride,
             elem_size: std::mem::size_of::<D>(),
         },

@@ -12,7 +12,10 @@ pub mod quant;
 use crate::dispatch::{self, Isa};
 use crate::element::{DType, Element};
 use crate::error::{Error, Status};
-use crate::hadamard::{self, normalized_scale, HadamardPlan, FLAG_PARALLEL};
+use crate::hadamard::{
+    self, normalized_scale, HadamardPlan, FLAG_BLOCK_DIAGONAL, FLAG_PAD_TRUNCATE, FLAG_PARALLEL,
+    FLAG_TRANSPOSE_K,
+};
 use crate::kernel::Rows;
 use half::{bf16, f16};
 pub use quant::QuantConfig;
@@ -106,6 +109,17 @@ fn check_handle_flags(flags: u32) -> Result<(), Error> {
         return Err(Error::new(
             Status::InvalidFlags,
             "QUAROT_FLAG_PARALLEL is not accepted by handles: they never start threads (split rows across your own threads)",
+        ));
+    }
+    // QUAROT_FLAG_F32_ACCUMULATE (8) is left to HadamardPlan::new, which says what it is for.
+    let unknown = flags & !(FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_BLOCK_DIAGONAL | 8);
+    if unknown != 0 {
+        return Err(Error::new(
+            Status::InvalidFlags,
+            format!(
+                "flags = {flags:#x} has bits {unknown:#x} that handles do not know (known: \
+                 QUAROT_FLAG_TRANSPOSE_K, QUAROT_FLAG_PAD_TRUNCATE, QUAROT_FLAG_BLOCK_DIAGONAL)"
+            ),
         ));
     }
     Ok(())
@@ -260,7 +274,10 @@ impl R4Wrapper {
     ) -> Result<R4Wrapper, Error> {
         check_handle_flags(flags)?;
         if n == 0 {
-            return Err(Error::new(Status::UnsupportedSize, "n = 0"));
+            return Err(Error::new(
+                Status::UnsupportedSize,
+                "n = 0: the width must be at least 1",
+            ));
         }
         let block = if block_size == 0 { n } else { block_size };
         if block > n || !n.is_multiple_of(block) {
@@ -269,7 +286,9 @@ impl R4Wrapper {
                 format!("block_size = {block_size} does not divide n = {n}"),
             ));
         }
-        let plan = HadamardPlan::new(block, flags)?;
+        // Errors about the block width name the parameter that set it.
+        let name = if block == n { "n" } else { "block_size" };
+        let plan = HadamardPlan::new_named(block, flags, name)?;
         if let Quant::Fake(c) | Quant::Real(c) = quant {
             c.validate(n)?;
         }
@@ -563,7 +582,7 @@ impl QkRotation {
     /// and QUAROT_FLAG_PAD_TRUNCATE as for the transform (not PARALLEL).
     pub fn new(head_dim: usize, dtype: DType, flags: u32) -> Result<QkRotation, Error> {
         check_handle_flags(flags)?;
-        let plan = HadamardPlan::new(head_dim, flags)?;
+        let plan = HadamardPlan::new_named(head_dim, flags, "head_dim")?;
         Ok(QkRotation {
             head_dim,
             dtype,

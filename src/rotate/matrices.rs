@@ -8,17 +8,16 @@ use crate::hadamard::HadamardPlan;
 /// Write R = diag(signs) * M_layout * scale (n x n, row-major) into `out` (n * n values).
 /// Row i is e_i * R, computed with the same code as the fast rotation path, so rotating
 /// with the formed matrix and with [`super::Rotation::Hadamard`] agree.
+///
+/// Errors: UnsupportedSize for n = 0 or an n with no Hadamard matrix; InvalidArgument for
+/// a scale that is not finite and nonzero, signs that are not +-1 (or fewer than n), or
+/// `out` shorter than n * n; SizeOverflow if n * n overflows.
 pub fn hadamard_matrix(out: &mut [f64], rot: &HadamardRotation<'_>) -> Result<(), Error> {
     let n = rot.n;
-    super::validate(
-        super::Channels::In,
-        0,
-        n,
-        n,
-        &super::Rotation::Hadamard(*rot),
-        0,
-    )?;
-    let need = n * n;
+    super::check_hadamard(rot, "n")?;
+    let need = n
+        .checked_mul(n)
+        .ok_or_else(|| Error::new(Status::SizeOverflow, format!("n = {n} squared overflows")))?;
     if out.len() < need {
         return Err(Error::new(
             Status::InvalidArgument,

@@ -272,6 +272,11 @@ fn err(status: Status, message: String) -> Error {
 
 /// Divisors of `dim` nearest to `r`, for error messages.
 fn nearest_divisors(dim: usize, r: usize) -> String {
+    // A linear scan: fine for layer sizes, not for absurd ones (fuzz/ found a call with
+    // dim near 2^64 that never returned).
+    if dim > 1 << 24 {
+        return "not searched (dimension above 2^24)".to_string();
+    }
     let below = (1..=r.min(dim)).rev().find(|d| dim.is_multiple_of(*d));
     let above = (r.max(1)..=dim).find(|d| dim.is_multiple_of(*d));
     match (below, above) {
@@ -363,45 +368,64 @@ pub(crate) fn validate(
                     "the f32-accumulate flag applies to dense rotations only; the Hadamard path always computes in f64".to_string(),
                 ));
             }
-            if hadamard_k(h.n).is_none() {
-                let (below, above) = crate::hadamard::nearest_supported(h.n);
-                return Err(err(
-                    Status::UnsupportedSize,
-                    format!(
-                        "rotation_n = {} has no Hadamard matrix (not K*2^m); nearest supported: {}, {}",
-                        h.n,
-                        below.map_or("none".into(), |v| v.to_string()),
-                        above.map_or("none".into(), |v| v.to_string())
-                    ),
-                ));
-            }
-            if !h.scale.is_finite() || h.scale == 0.0 {
-                return Err(err(
-                    Status::InvalidArgument,
-                    format!("scale = {} is not finite and nonzero", h.scale),
-                ));
-            }
-            if let Some(s) = h.signs {
-                if s.len() < h.n {
-                    return Err(err(
-                        Status::InvalidArgument,
-                        format!("signs has {} entries, rotation_n = {}", s.len(), h.n),
-                    ));
-                }
-                if let Some(i) = s[..h.n].iter().position(|&v| v != 1 && v != -1) {
-                    return Err(err(
-                        Status::InvalidArgument,
-                        format!("signs[{i}] = {} is not +1 or -1", s[i]),
-                    ));
-                }
-            }
+            check_hadamard(h, "rotation_n")?;
+        }
+    }
+    Ok(())
+}
+
+/// The size of a Hadamard rotation: UnsupportedSize for 0 and for a width with no
+/// Hadamard matrix. `name` is what the caller calls the size (`rotation_n`, `n`).
+pub(crate) fn check_hadamard_n(n: usize, name: &str) -> Result<(), Error> {
+    if n == 0 {
+        return Err(err(
+            Status::UnsupportedSize,
+            format!("{name} = 0: the width must be at least 1"),
+        ));
+    }
+    if hadamard_k(n).is_none() {
+        let (below, above) = crate::hadamard::nearest_supported(n);
+        return Err(err(
+            Status::UnsupportedSize,
+            format!(
+                "{name} = {n} has no Hadamard matrix (not K*2^m); nearest supported: {}, {}",
+                below.map_or("none".into(), |v| v.to_string()),
+                above.map_or("none".into(), |v| v.to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Everything about a Hadamard rotation except flags: its size ([`check_hadamard_n`]),
+/// a finite nonzero scale, and signs of +-1 (at least n of them).
+pub(crate) fn check_hadamard(h: &HadamardRotation<'_>, name: &str) -> Result<(), Error> {
+    check_hadamard_n(h.n, name)?;
+    if !h.scale.is_finite() || h.scale == 0.0 {
+        return Err(err(
+            Status::InvalidArgument,
+            format!("scale = {} is not finite and nonzero", h.scale),
+        ));
+    }
+    if let Some(s) = h.signs {
+        if s.len() < h.n {
+            return Err(err(
+                Status::InvalidArgument,
+                format!("signs has {} entries, {name} = {}", s.len(), h.n),
+            ));
+        }
+        if let Some(i) = s[..h.n].iter().position(|&v| v != 1 && v != -1) {
+            return Err(err(
+                Status::InvalidArgument,
+                format!("signs[{i}] = {} is not +1 or -1", s[i]),
+            ));
         }
     }
     Ok(())
 }
 
 /// The error for the first non-finite entry of a dense rotation, if there is one.
-fn check_finite(matrix: &[f64], n: usize) -> Result<(), Error> {
+pub(crate) fn check_finite(matrix: &[f64], n: usize) -> Result<(), Error> {
     match matrix[..n * n].iter().position(|v| !v.is_finite()) {
         Some(i) => Err(err(
             Status::InvalidArgument,
