@@ -373,11 +373,12 @@ typedef int (*quarot_op_fn)(void *user_data, const struct quarot_activations *x,
  * q_head_stride = head_dim; head-major layouts ([heads, tokens, head_dim]) work too.
  * With tokens > 0, each of q and k must be token-major (a token's heads fit in its token
  * stride: token_stride >= (heads - 1) * head_stride + head_dim, head_stride >= head_dim)
- * or head-major (a head's tokens fit in its head stride), so heads never overlap; and the
- * address ranges of q and k (first to last element) must not meet, so a fused QKV row
- * whose q and k heads alternate token by token is refused (give q and k their own
- * buffers, or one call per token). n_heads, n_kv_heads and head_dim are checked even for
- * tokens = 0.
+ * or head-major (a head's tokens fit in its head stride), so heads never overlap; and q
+ * and k must not overlap: either their address ranges (first to last element) do not
+ * meet, or both are token-major views of one fused row (a QKV tensor [tokens, (n_heads +
+ * 2 * n_kv_heads) * head_dim] with q at column 0 and k at column n_heads * head_dim:
+ * q_token_stride == k_token_stride) whose per-token head ranges do not meet. n_heads,
+ * n_kv_heads and head_dim are checked even for tokens = 0.
  */
 typedef struct quarot_qk_shape {
     /**
@@ -1012,8 +1013,8 @@ quarot_status quarot_qk_rotation_new(size_t head_dim,
  * Errors (nothing written, callback not called): QUAROT_ERR_NULL_POINTER (h, shape; q or k
  * with tokens > 0), QUAROT_ERR_INVALID_ARGUMENT (head_dim mismatch, n_heads or n_kv_heads
  * = 0; also with tokens = 0), QUAROT_ERR_INVALID_STRIDE (a layout that is neither
- * token- nor head-major, see quarot_qk_shape), QUAROT_ERR_OVERLAP (the address ranges of
- * q and k meet), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
+ * token- nor head-major, see quarot_qk_shape), QUAROT_ERR_OVERLAP (q and k
+ * overlap, see quarot_qk_shape), QUAROT_ERR_SIZE_OVERFLOW; QUAROT_ERR_CALLBACK from the callback. The handle
  * stays usable after any error. No allocation for steady-state shapes (scratch per
  * thread), no threads, no locks.
  *

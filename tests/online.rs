@@ -598,3 +598,83 @@ fn one_handle_many_threads() {
         }
     });
 }
+
+/// q and k as views of one fused QKV tensor [tokens, (nh + 2 * nkv) * d] (vLLM's qkv_proj
+/// output, llama.cpp's views of a fused wqkv): q at column 0, k at column nh * d, the same
+/// token stride. Their address ranges interleave but no element is shared: accepted, and
+/// the result equals the one on separate buffers, v untouched. k starting inside q's
+/// per-token range, or running into the next token's q, is still refused.
+#[test]
+fn qk_fused_qkv_views() {
+    let (d, tokens, nh, nkv) = (64, 5, 4, 2);
+    let ts = (nh + 2 * nkv) * d;
+    let h = QkRotation::new(d, DType::F32, 0).unwrap();
+    let fused0 = values(tokens * ts, 9);
+    let shape = QkShape {
+        tokens,
+        n_heads: nh,
+        n_kv_heads: nkv,
+        head_dim: d,
+        q_token_stride: ts,
+        q_head_stride: d,
+        k_token_stride: ts,
+        k_head_stride: d,
+    };
+    let mut fused = fused0.clone();
+    let base = fused.as_mut_ptr();
+    // SAFETY: q and k are disjoint views of `fused` as described by the shape.
+    unsafe { h.forward(base.cast(), base.add(nh * d).cast(), &shape, None) }.unwrap();
+    // The same heads copied to separate, contiguous buffers.
+    let mut q: Vec<f32> = (0..tokens)
+        .flat_map(|t| fused0[t * ts..t * ts + nh * d].to_vec())
+        .collect();
+    let mut k: Vec<f32> = (0..tokens)
+        .flat_map(|t| fused0[t * ts + nh * d..t * ts + (nh + nkv) * d].to_vec())
+        .collect();
+    let sep = QkShape {
+        q_token_stride: nh * d,
+        k_token_stride: nkv * d,
+        ..shape
+    };
+    // SAFETY: separate buffers of the described sizes.
+    unsafe { h.forward(q.as_mut_ptr().cast(), k.as_mut_ptr().cast(), &sep, None) }.unwrap();
+    for t in 0..tokens {
+        let row = &fused[t * ts..(t + 1) * ts];
+        assert_eq!(
+            bits(&row[..nh * d]),
+            bits(&q[t * nh * d..(t + 1) * nh * d]),
+            "q {t}"
+        );
+        assert_eq!(
+            bits(&row[nh * d..(nh + nkv) * d]),
+            bits(&k[t * nkv * d..(t + 1) * nkv * d]),
+            "k {t}"
+        );
+        assert_eq!(
+            bits(&row[(nh + nkv) * d..]),
+            bits(&fused0[t * ts + (nh + nkv) * d..(t + 1) * ts]),
+            "v {t} must be untouched"
+        );
+    }
+    // k inside q's heads of a token, and k whose heads run past the token's end (into the
+    // next token's q): refused, nothing written.
+    for (k_col, kts) in [((nh - 1) * d, ts), (ts - d, ts), (nh * d, ts + 1)] {
+        let bad = QkShape {
+            k_token_stride: kts,
+            ..shape
+        };
+        // Room for k's last heads past the last row.
+        let mut buf0 = fused0.clone();
+        buf0.extend(values(2 * ts, 10));
+        let mut buf = buf0.clone();
+        let p = buf.as_mut_ptr();
+        // SAFETY: every described head lies inside `buf`.
+        let e = unsafe { h.forward(p.cast(), p.add(k_col).cast(), &bad, None) }.unwrap_err();
+        assert_eq!(
+            e.status,
+            Status::Overlap,
+            "k at column {k_col}, stride {kts}: {e}"
+        );
+        assert_eq!(bits(&buf), bits(&buf0));
+    }
+}

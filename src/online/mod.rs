@@ -528,6 +528,33 @@ pub struct QkRotation {
 }
 
 /// Check one tensor's layout: heads must not overlap; returns its extent in elements.
+/// Whether q and k are token-major views of the same rows (a fused QKV tensor: equal token
+/// strides) whose per-token head ranges are disjoint: then no element of q is one of k even
+/// though their address ranges interleave. Each token's heads occupy
+/// [start, start + (heads - 1) * head_stride + head_dim) of its token stride; the two
+/// footprints must not meet modulo the token stride.
+fn interleaved_apart(s: &QkShape, q0: usize, k0: usize, elem: usize) -> bool {
+    if s.q_token_stride != s.k_token_stride || s.tokens < 2 {
+        return false;
+    }
+    let ts = s.q_token_stride * elem;
+    let foot = |heads: usize, hs: usize| ((heads - 1) * hs + s.head_dim) * elem;
+    let (fq, fk) = (
+        foot(s.n_heads, s.q_head_stride),
+        foot(s.n_kv_heads, s.k_head_stride),
+    );
+    if fq > ts || fk > ts || ts == 0 {
+        return false; // not token-major
+    }
+    // k's footprint starts delta bytes after q's, within a token stride.
+    let delta = if k0 >= q0 {
+        (k0 - q0) % ts
+    } else {
+        (ts - (q0 - k0) % ts) % ts
+    };
+    delta >= fq && delta + fk <= ts
+}
+
 fn check_heads(
     what: &str,
     tokens: usize,
@@ -654,10 +681,12 @@ impl QkRotation {
             return Err(Error::new(Status::NullPointer, "k is NULL"));
         }
         let (q0, k0) = (q as usize, k as usize);
-        if q0 < k0 + k_len * elem && k0 < q0 + q_len * elem {
+        if q0 < k0 + k_len * elem && k0 < q0 + q_len * elem && !interleaved_apart(s, q0, k0, elem) {
             return Err(Error::new(
                 Status::Overlap,
-                "q and k overlap; they must be separate buffers (or disjoint parts of one)",
+                "q and k overlap; they must be separate buffers, disjoint parts of one, or \
+                 token-major views of one fused row with the same token stride and disjoint \
+                 head ranges",
             ));
         }
         if let Some(rope) = rope {
