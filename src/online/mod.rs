@@ -111,8 +111,12 @@ fn check_handle_flags(flags: u32) -> Result<(), Error> {
             "QUAROT_FLAG_PARALLEL is not accepted by handles: they never start threads (split rows across your own threads)",
         ));
     }
-    // QUAROT_FLAG_F32_ACCUMULATE (8) is left to HadamardPlan::new, which says what it is for.
-    let unknown = flags & !(FLAG_TRANSPOSE_K | FLAG_PAD_TRUNCATE | FLAG_BLOCK_DIAGONAL | 8);
+    // QUAROT_FLAG_F32_ACCUMULATE is left to HadamardPlan::new, which says what it is for.
+    let known = FLAG_TRANSPOSE_K
+        | FLAG_PAD_TRUNCATE
+        | FLAG_BLOCK_DIAGONAL
+        | crate::rotate::ROTATE_FLAG_F32_ACCUMULATE;
+    let unknown = flags & !known;
     if unknown != 0 {
         return Err(Error::new(
             Status::InvalidFlags,
@@ -527,7 +531,6 @@ pub struct QkRotation {
     isa: Isa,
 }
 
-/// Check one tensor's layout: heads must not overlap; returns its extent in elements.
 /// Whether q and k are token-major views of the same rows (a fused QKV tensor: equal token
 /// strides) whose per-token head ranges are disjoint: then no element of q is one of k even
 /// though their address ranges interleave. Each token's heads occupy
@@ -555,6 +558,7 @@ fn interleaved_apart(s: &QkShape, q0: usize, k0: usize, elem: usize) -> bool {
     delta >= fq && delta + fk <= ts
 }
 
+/// Check one tensor's layout: heads must not overlap; returns its extent in elements.
 fn check_heads(
     what: &str,
     tokens: usize,
